@@ -1,0 +1,160 @@
+// The configuration file (DESIGN.md, "Configuration (TOML)") as typed values
+// with their defaults, and its loading: every mistake in a file is reported
+// at once, each as FILE:LINE:COLUMN: message.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "scgi/address.hpp"
+#include "scgi/units.hpp"
+
+namespace scgi {
+
+// The two binaries accept slightly different files: scgi-proxy runs no
+// workers (no [manager], no command), scgi-manager follows no DNS (no discover).
+enum class Mode { proxy, manager };
+
+// Where something was written in the file; 1-based.
+struct SourcePosition {
+  std::uint32_t line = 0;
+  std::uint32_t column = 0;
+};
+
+struct ConfigError {
+  std::string file;
+  std::uint32_t line = 0;  // 0 when the error concerns the whole file (e.g. it cannot be read)
+  std::uint32_t column = 0;
+  std::string message;
+
+  // "FILE:LINE:COLUMN: message" (or "FILE: message" without a position).
+  std::string to_string() const;
+};
+
+struct ManagerConfig {
+  std::string control_socket = "/run/scgi/scgi.sock";  // scgictl connects here
+  std::string control_group;                           // "" = owner only (mode 0600)
+  std::string log_dir;  // worker stdout/stderr files; "" = the manager's own log
+  Milliseconds shutdown_timeout{30'000};
+};
+
+struct ProxyConfig {
+  std::uint32_t threads = 0;  // event-loop threads; 0 = one per core
+  std::string access_log;     // "" = off, "-" = stderr, else a file path
+  // scgi-proxy only: how long requests in flight may take to finish on SIGTERM
+  // (scgi-manager uses [manager] shutdown_timeout, which also covers its workers).
+  Milliseconds shutdown_timeout{30'000};
+};
+
+struct MetricsConfig {
+  // Prometheus text format at /metrics; nullopt = off (written "").
+  std::optional<Address> listen = Address{Address::Kind::tcp, "127.0.0.1", 9100, {}};
+};
+
+// How a supervised worker learns where to accept SCGI connections.
+enum class SocketMode {
+  inherit,      // the manager binds and passes fd 3 (LISTEN_FDS=1, LISTEN_PID)
+  port,         // {port} in command/env is a free 127.0.0.1 port
+  unix_socket,  // {socket} in command/env is a Unix socket path (written "unix")
+};
+
+// Where a pool's backends come from: exactly one per pool.
+enum class PoolKind {
+  command,   // workers run and supervised by scgi-manager
+  backends,  // fixed addresses, only balanced
+  discover,  // addresses from DNS, re-resolved (scgi-proxy only)
+};
+
+struct DnsDiscovery {
+  std::string name;  // a DNS name, never an IP literal
+  std::uint16_t port = 0;
+};
+
+struct RestartBackoff {
+  Milliseconds first{100};  // the first delay, doubling up to the ceiling
+  Milliseconds ceiling{30'000};
+};
+
+struct PoolConfig {
+  std::string name;               // [a-z0-9_-]+, unique
+  SourcePosition position;        // of the [[pool]] header, for later messages
+  std::optional<Address> listen;  // nullopt: supervised only, not balanced (scgi-manager)
+
+  PoolKind kind = PoolKind::command;
+  std::vector<std::string> command;  // argv, never a shell; {port}/{socket} not yet replaced
+  std::vector<Address> backends;
+  std::optional<DnsDiscovery> discover;
+  Milliseconds discover_interval{5'000};
+  std::optional<Address> resolver;  // nullopt: the system's resolver
+
+  SocketMode socket = SocketMode::inherit;
+  // A fixed pool (workers = N) has min_workers == max_workers == N.
+  std::uint32_t min_workers = 4;
+  std::uint32_t max_workers = 4;
+
+  std::uint32_t concurrency = 1;
+  std::uint32_t queue_size = 1024;
+  Milliseconds queue_timeout{5'000};
+  Milliseconds client_timeout{10'000};
+  Milliseconds connect_timeout{1'000};
+  Milliseconds request_timeout{60'000};
+  std::uint64_t max_header_bytes = 64 * 1024;
+  std::uint64_t max_body_bytes = 0;  // 0 = unlimited
+
+  std::uint64_t max_requests = 0;   // 0 = never recycle on count
+  Milliseconds max_lifetime{0};     // 0 = never recycle on age
+  std::uint64_t max_rss_bytes = 0;  // 0 = never recycle on size
+
+  std::string cwd;  // "" = the manager's own
+  // The worker's whole environment, besides the LISTEN_* and SCGI_* the manager sets.
+  std::map<std::string, std::string> env;
+  std::string user;   // "" = do not change
+  std::string group;  // "" = do not change
+  Milliseconds stop_timeout{10'000};
+  RestartBackoff restart_backoff;
+  Milliseconds ready_timeout{10'000};
+
+  bool is_dynamic() const { return min_workers != max_workers; }
+};
+
+struct Config {
+  std::string path;  // as given to the loader, for messages
+  ManagerConfig manager;
+  ProxyConfig proxy;
+  MetricsConfig metrics;
+  std::vector<PoolConfig> pools;  // in file order, at least one
+};
+
+// Either a valid Config or every error found in the file, in file order.
+class ConfigResult {
+ public:
+  static ConfigResult ok(Config config);
+  static ConfigResult fail(std::vector<ConfigError> errors);
+
+  explicit operator bool() const { return config_.has_value(); }
+  const Config& config() const& { return *config_; }
+  // By value from a temporary, so that `parse_config(...).config()` never dangles.
+  Config config() && { return std::move(*config_); }
+  const std::vector<ConfigError>& errors() const& { return errors_; }
+  std::vector<ConfigError> errors() && { return std::move(errors_); }
+
+ private:
+  std::optional<Config> config_;
+  std::vector<ConfigError> errors_;
+};
+
+// Reads and validates the file at `path`; messages name it as given.
+ConfigResult load_config(const std::string& path, Mode mode);
+
+// Validates `text`; `display_path` is the file name used in messages.
+ConfigResult parse_config(std::string_view text, std::string_view display_path, Mode mode);
+
+// One line for `--check`: "FILE: OK, 2 pools (app: 4 workers, api: 2-16 workers)".
+std::string summarize(const Config& config);
+
+}  // namespace scgi

@@ -1,0 +1,42 @@
+// The daemons' own log: one line per event on stderr ("2026-11-24T20:10:28.123Z
+// warn message"), each written with a single write() so that lines from
+// several threads never interleave.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string_view>
+
+namespace scgi {
+
+enum class LogLevel { debug, info, warn, error };
+
+void set_log_level(LogLevel level);
+bool log_enabled(LogLevel level);
+void write_log_line(LogLevel level, std::string_view message);
+
+template <class... Args>
+void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
+  if (log_enabled(level)) write_log_line(level, fmt::format(format, std::forward<Args>(args)...));
+}
+
+template <class... Args>
+void log_info(fmt::format_string<Args...> format, Args&&... args) {
+  log(LogLevel::info, format, std::forward<Args>(args)...);
+}
+template <class... Args>
+void log_warn(fmt::format_string<Args...> format, Args&&... args) {
+  log(LogLevel::warn, format, std::forward<Args>(args)...);
+}
+template <class... Args>
+void log_error(fmt::format_string<Args...> format, Args&&... args) {
+  log(LogLevel::error, format, std::forward<Args>(args)...);
+}
+
+// "2026-11-24T20:10:28.123Z": UTC with milliseconds, for every log the product writes.
+std::string utc_timestamp();
+
+// Writes all of `bytes` to `fd` with as few write() calls as the kernel allows.
+void write_fully(int fd, std::string_view bytes);
+
+}  // namespace scgi

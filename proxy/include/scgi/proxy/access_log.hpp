@@ -1,0 +1,60 @@
+// The optional per-request log (`access_log` in [proxy]): one line per
+// request, written with a single write() so threads never interleave lines.
+//
+// Format (space-separated key=value, values without spaces; "-" when unknown):
+//   2026-11-24T20:10:28.123Z pool=app backend=127.0.0.1:5001 status=200
+//   in=532 out=10240 queue_ms=0.000 total_ms=1.234 method=GET uri=/path?q=1
+// `in`/`out` count bytes from and to the client; `queue_ms` is the time spent
+// waiting for a free backend; status 499 means the client left first.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace scgi::proxy {
+
+struct AccessRecord {
+  std::string_view pool;
+  std::string_view backend;  // empty: the request never reached one
+  int status = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  double queue_ms = 0;
+  double total_ms = 0;
+  std::string_view method;
+  std::string_view uri;
+};
+
+class AccessLog {
+ public:
+  AccessLog() = default;  // off
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  // "" = off, "-" = stderr, else a file opened for appending (created 0640).
+  // May be called again while requests are logged (reload): lines go to the
+  // old target or the new one, never nowhere. Not thread-safe with itself.
+  bool set_target(const std::string& target, std::string& error);
+  // After logrotate moved the file: the same target, a fresh file.
+  bool reopen(std::string& error);
+
+  bool enabled() const { return fd_.load(std::memory_order_relaxed) >= 0; }
+  void write(const AccessRecord& record) const;
+
+ private:
+  std::string target_;
+  std::atomic<int> fd_{-1};
+  // Descriptors this log opened; closed only at destruction, so a writer that
+  // read an old fd_ never writes to a closed or reused descriptor.
+  std::vector<int> owned_;
+};
+
+// Values go into the line as they are, except spaces and control bytes, which
+// become %XX so that a line always splits into its fields.
+std::string escape_log_value(std::string_view value);
+
+}  // namespace scgi::proxy

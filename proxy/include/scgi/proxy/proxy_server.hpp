@@ -1,0 +1,83 @@
+// The balancer as a whole: the proxy threads (one single-threaded io_context
+// each), the pools with their listeners and fixed backends, health probes of
+// backends marked down, the access log and graceful stop. scgi-proxy runs one;
+// scgi-manager runs one too and feeds its pools' backends itself.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "scgi/config.hpp"
+#include "scgi/proxy/access_log.hpp"
+#include "scgi/proxy/listener.hpp"
+#include "scgi/proxy/pool.hpp"
+#include "scgi/proxy/proxy_metrics.hpp"
+
+namespace scgi::proxy {
+
+class ProxyServer {
+ public:
+  // `control` runs on the caller's thread: signals, probes, reloads.
+  // `threads` = 0 means one per core. The count is fixed for the server's life.
+  ProxyServer(asio::io_context& control, std::uint32_t threads);
+  ~ProxyServer();
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  // Makes the running state match `config` (already validated): the first call
+  // builds everything; later calls are a reload that keeps what is unchanged,
+  // never drops a request in flight, and opens new listeners before closing
+  // old ones. On failure (a port in use, say) nothing is changed, and `errors`
+  // says why. Call on the control thread.
+  bool apply(const Config& config, std::vector<std::string>& errors);
+
+  // Starts the proxy threads; listeners accept from then on.
+  void start();
+  // Stops accepting, lets exchanges in flight finish up to `timeout`, then
+  // ends the rest and joins the threads. A coroutine for the control context.
+  asio::awaitable<void> shut_down(std::chrono::milliseconds timeout);
+  // Reopens the access log (SIGUSR1, after logrotate).
+  void reopen_logs();
+
+  std::shared_ptr<Pool> find_pool(const std::string& name) const;
+  std::vector<std::shared_ptr<Pool>> pools() const;
+  const std::shared_ptr<ProxyMetrics>& metrics() const { return metrics_; }
+  std::size_t active_exchanges() const { return active_.load(std::memory_order_relaxed); }
+  std::size_t thread_count() const { return contexts_.size(); }
+
+ private:
+  struct PoolEntry {
+    std::shared_ptr<Pool> pool;
+    std::unique_ptr<Listener> listener;
+  };
+
+  void start_listener(const std::shared_ptr<Pool>& pool, Listener& listener);
+  void accept(const std::shared_ptr<Pool>& pool, Socket socket);
+  bool sync_fixed_backends(Pool& pool, const PoolConfig& config, std::vector<std::string>& errors);
+  void watch_backend_health(const std::shared_ptr<Pool>& pool);
+  asio::awaitable<void> probe_until_up(std::weak_ptr<Pool> pool, std::shared_ptr<Backend> backend);
+
+  asio::io_context& control_;
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::vector<std::thread> threads_;
+  bool started_ = false;
+
+  mutable std::mutex pools_mutex_;  // apply() writes, scrapes read
+  std::map<std::string, PoolEntry> pools_;
+  AccessLog access_log_;
+  std::shared_ptr<ProxyMetrics> metrics_;
+  std::atomic<std::size_t> active_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace scgi::proxy

@@ -1,0 +1,100 @@
+#include "scgi/proxy/proxy_daemon.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <csignal>
+
+#include "scgi/log.hpp"
+#include "scgi/proxy/metrics_server.hpp"
+#include "scgi/proxy/proxy_server.hpp"
+
+namespace scgi::proxy {
+namespace {
+
+using asio::experimental::as_tuple;
+
+void reload(ProxyServer& server, const std::string& path) {
+  const ConfigResult result = load_config(path, Mode::proxy);
+  if (!result) {
+    log_error("reload: {} has errors; the running configuration stays", path);
+    for (const ConfigError& error : result.errors())
+      log_error("{}", error.to_string());
+    return;
+  }
+  std::vector<std::string> errors;
+  if (!server.apply(result.config(), errors)) {
+    log_error("reload: cannot apply {}; the running configuration stays", path);
+    for (const std::string& error : errors)
+      log_error("{}", error);
+    return;
+  }
+  log_info("reload: {} applied", path);
+}
+
+}  // namespace
+
+int run_proxy_daemon(const std::string& config_path, const Config& config) {
+  ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
+  asio::io_context control(1);
+  ProxyServer server(control, config.proxy.threads);
+
+  std::vector<std::string> errors;
+  if (!server.apply(config, errors)) {
+    for (const std::string& error : errors)
+      log_error("{}", error);
+    log_error("not starting: fix the errors above");
+    return 1;
+  }
+  std::unique_ptr<MetricsServer> metrics;
+  if (config.metrics.listen) {
+    std::string error;
+    metrics = MetricsServer::start(*config.metrics.listen, error);
+    if (!metrics) {
+      log_error("{}", error);
+      return 1;
+    }
+    metrics->add(server.metrics());
+    log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
+  }
+  server.start();
+  log_info("scgi-proxy running with {} threads", server.thread_count());
+
+  const auto shutdown_timeout = config.proxy.shutdown_timeout;
+  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  signals.add(SIGUSR1);
+  auto handle_signals = [&]() -> asio::awaitable<void> {
+    for (;;) {
+      auto [ec, signal] = co_await signals.async_wait(as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      if (signal == SIGHUP) {
+        reload(server, config_path);
+      } else if (signal == SIGUSR1) {
+        server.reopen_logs();
+      } else {
+        log_info("signal {}: stopping; requests in flight finish within {}", signal,
+                 format_duration(shutdown_timeout));
+        co_await server.shut_down(shutdown_timeout);
+        signals.cancel();
+        control.stop();
+        co_return;
+      }
+    }
+  };
+  asio::co_spawn(control, handle_signals, [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& error) {
+      log_error("signal handling failed: {}", error.what());
+    }
+  });
+  control.run();
+  log_info("scgi-proxy stopped");
+  return 0;
+}
+
+}  // namespace scgi::proxy

@@ -1,0 +1,130 @@
+#include "scgi/proxy/proxy_metrics.hpp"
+
+#include <string>
+
+#include "scgi/proxy/pool.hpp"
+
+namespace scgi::proxy {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+MetricFamily family(std::string name, std::string help, MetricType type) {
+  MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+ClientMetric gauge(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.gauge.value = value;
+  return m;
+}
+
+ClientMetric counter(std::vector<ClientMetric::Label> labels, double value) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = value;
+  return m;
+}
+
+ClientMetric histogram(std::vector<ClientMetric::Label> labels, const HistogramSnapshot& h) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  m.histogram.sample_count = h.count;
+  m.histogram.sample_sum = h.sum_seconds;
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kLatencyBuckets.size(); ++i) {
+    cumulative += h.buckets[i];
+    m.histogram.bucket.push_back({cumulative, kLatencyBuckets[i]});
+  }
+  m.histogram.bucket.push_back({h.count, std::numeric_limits<double>::infinity()});
+  return m;
+}
+
+constexpr const char* kErrorKinds[] = {"connect", "reset", "timeout"};
+
+}  // namespace
+
+std::vector<MetricFamily> ProxyMetrics::Collect() const {
+  auto requests =
+      family("scgi_requests_total", "Requests answered, by status code.", MetricType::Counter);
+  auto duration = family("scgi_request_duration_seconds",
+                         "Time from accepting a request to closing it.", MetricType::Histogram);
+  auto queue_wait =
+      family("scgi_queue_wait_seconds", "Time requests waited in the queue for a free backend.",
+             MetricType::Histogram);
+  auto queue_length =
+      family("scgi_queue_length", "Requests waiting for a free backend.", MetricType::Gauge);
+  auto queue_oldest = family("scgi_queue_oldest_seconds",
+                             "Age of the request at the head of the queue.", MetricType::Gauge);
+  auto queue_capacity =
+      family("scgi_queue_capacity", "The queue's limit (queue_size).", MetricType::Gauge);
+  auto in_flight =
+      family("scgi_requests_in_flight", "Requests a backend is serving now.", MetricType::Gauge);
+  auto backend_up =
+      family("scgi_backend_up", "1 when the backend takes connections (and is not removed).",
+             MetricType::Gauge);
+  auto concurrency = family("scgi_backend_concurrency_limit",
+                            "Requests a backend may serve at once.", MetricType::Gauge);
+  auto backend_errors =
+      family("scgi_backend_errors_total", "Backend failures, by kind.", MetricType::Counter);
+  auto rejected = family("scgi_rejected_total", "Requests never sent to a backend, by reason.",
+                         MetricType::Counter);
+  auto retries =
+      family("scgi_retries_total", "Requests tried again on another backend.", MetricType::Counter);
+  auto bytes =
+      family("scgi_bytes_total", "Bytes from (in) and to (out) clients.", MetricType::Counter);
+
+  for (const auto& pool : pools_()) {
+    const std::string& name = pool->name();
+    const PoolStatsSnapshot stats = pool->stats().snapshot();
+    for (std::size_t i = 0; i < stats.requests_by_code.size(); ++i) {
+      if (stats.requests_by_code[i] == 0) continue;
+      requests.metric.push_back(
+          counter({{"code", std::to_string(kFirstCode + static_cast<int>(i))}, {"pool", name}},
+                  static_cast<double>(stats.requests_by_code[i])));
+    }
+    duration.metric.push_back(histogram({{"pool", name}}, stats.request_duration));
+    queue_wait.metric.push_back(histogram({{"pool", name}}, stats.queue_wait));
+    queue_length.metric.push_back(
+        gauge({{"pool", name}}, static_cast<double>(pool->queue_length())));
+    queue_oldest.metric.push_back(
+        gauge({{"pool", name}}, std::chrono::duration<double>(pool->oldest_wait()).count()));
+    queue_capacity.metric.push_back(
+        gauge({{"pool", name}}, static_cast<double>(pool->settings()->queue_size)));
+    for (std::size_t i = 0; i < kRejectReasons.size(); ++i)
+      rejected.metric.push_back(counter({{"pool", name}, {"reason", kRejectReasons[i]}},
+                                        static_cast<double>(stats.rejected[i])));
+    retries.metric.push_back(counter({{"pool", name}}, static_cast<double>(stats.retries)));
+    bytes.metric.push_back(
+        counter({{"direction", "in"}, {"pool", name}}, static_cast<double>(stats.bytes_in)));
+    bytes.metric.push_back(
+        counter({{"direction", "out"}, {"pool", name}}, static_cast<double>(stats.bytes_out)));
+
+    for (const auto& backend : pool->backends()) {
+      const std::vector<ClientMetric::Label> labels{{"backend", backend->name()}, {"pool", name}};
+      in_flight.metric.push_back(gauge(labels, backend->in_flight()));
+      backend_up.metric.push_back(gauge(labels, backend->up() ? 1 : 0));
+      concurrency.metric.push_back(gauge(labels, backend->concurrency()));
+      for (int kind = 0; kind < 3; ++kind) {
+        auto with_kind = labels;
+        with_kind.insert(with_kind.begin() + 1, {"kind", kErrorKinds[kind]});
+        backend_errors.metric.push_back(counter(
+            with_kind, static_cast<double>(backend->errors(static_cast<BackendErrorKind>(kind)))));
+      }
+    }
+  }
+  return {std::move(requests),       std::move(duration),     std::move(queue_wait),
+          std::move(queue_length),   std::move(queue_oldest), std::move(queue_capacity),
+          std::move(in_flight),      std::move(backend_up),   std::move(concurrency),
+          std::move(backend_errors), std::move(rejected),     std::move(retries),
+          std::move(bytes)};
+}
+
+}  // namespace scgi::proxy

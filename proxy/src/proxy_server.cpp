@@ -1,0 +1,276 @@
+#include "scgi/proxy/proxy_server.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <set>
+
+#include "scgi/log.hpp"
+#include "scgi/proxy/exchange.hpp"
+
+namespace scgi::proxy {
+namespace {
+
+using asio::experimental::as_tuple;
+
+// Logs what escaped a coroutine instead of dropping it (never `detached`).
+auto log_failure(std::string what) {
+  return [what = std::move(what)](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& error) {
+      log_error("{} failed: {}", what, error.what());
+    }
+  };
+}
+
+std::uint32_t thread_count_for(std::uint32_t configured) {
+  if (configured != 0) return configured;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+ProxyServer::ProxyServer(asio::io_context& control, std::uint32_t threads) : control_(control) {
+  const std::uint32_t count = thread_count_for(threads);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    contexts_.push_back(std::make_unique<asio::io_context>(1));
+    work_.push_back(asio::make_work_guard(*contexts_.back()));
+  }
+  metrics_ = std::make_shared<ProxyMetrics>([this] { return pools(); });
+}
+
+ProxyServer::~ProxyServer() {
+  for (auto& context : contexts_)
+    context->stop();
+  for (auto& thread : threads_)
+    if (thread.joinable()) thread.join();
+}
+
+std::shared_ptr<Pool> ProxyServer::find_pool(const std::string& name) const {
+  std::lock_guard lock(pools_mutex_);
+  const auto it = pools_.find(name);
+  return it == pools_.end() ? nullptr : it->second.pool;
+}
+
+std::vector<std::shared_ptr<Pool>> ProxyServer::pools() const {
+  std::lock_guard lock(pools_mutex_);
+  std::vector<std::shared_ptr<Pool>> out;
+  for (const auto& [name, entry] : pools_)
+    out.push_back(entry.pool);
+  return out;
+}
+
+bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) {
+  // First everything that can fail, without touching the running state.
+  std::map<std::string, std::unique_ptr<Listener>> new_listeners;
+  for (const PoolConfig& pool_config : config.pools) {
+    if (!pool_config.listen) continue;
+    const auto existing = pools_.find(pool_config.name);
+    const bool unchanged = existing != pools_.end() && existing->second.listener &&
+                           existing->second.listener->same_address(*pool_config.listen);
+    if (unchanged) continue;
+    std::string error;
+    auto listener = Listener::open(*pool_config.listen, error);
+    if (!listener) {
+      errors.push_back("pool " + pool_config.name + ": " + error);
+      continue;
+    }
+    new_listeners[pool_config.name] = std::move(listener);
+  }
+  std::string log_error_text;
+  if (!access_log_.set_target(config.proxy.access_log, log_error_text))
+    errors.push_back(log_error_text);
+  if (!errors.empty()) return false;
+
+  // Then the changes, which cannot fail.
+  std::set<std::string> wanted;
+  for (const PoolConfig& pool_config : config.pools) {
+    wanted.insert(pool_config.name);
+    std::shared_ptr<Pool> pool = find_pool(pool_config.name);
+    if (!pool) {
+      pool = std::make_shared<Pool>(pool_config, contexts_.size() + 1);
+      watch_backend_health(pool);
+      std::lock_guard lock(pools_mutex_);
+      pools_[pool_config.name].pool = pool;
+    } else {
+      pool->update_settings(pool_config);
+    }
+    if (pool_config.kind == PoolKind::backends) sync_fixed_backends(*pool, pool_config, errors);
+
+    auto listener = new_listeners.find(pool_config.name);
+    std::lock_guard lock(pools_mutex_);
+    PoolEntry& entry = pools_[pool_config.name];
+    if (listener != new_listeners.end()) {
+      // The new door opens before the old one closes: no connection is refused.
+      if (started_) start_listener(pool, *listener->second);
+      if (entry.listener) entry.listener->close();
+      entry.listener = std::move(listener->second);
+    } else if (!pool_config.listen && entry.listener) {
+      entry.listener->close();
+      entry.listener.reset();
+    }
+  }
+
+  // Pools gone from the file: stop accepting; requests in flight finish, as
+  // each exchange owns its pool.
+  std::lock_guard lock(pools_mutex_);
+  for (auto it = pools_.begin(); it != pools_.end();) {
+    if (wanted.count(it->first)) {
+      ++it;
+      continue;
+    }
+    log_info("pool {}: removed by the new configuration; in-flight requests finish", it->first);
+    if (it->second.listener) it->second.listener->close();
+    for (const auto& backend : it->second.pool->backends())
+      it->second.pool->remove_backend(backend);
+    it = pools_.erase(it);
+  }
+  return true;
+}
+
+bool ProxyServer::sync_fixed_backends(Pool& pool, const PoolConfig& config,
+                                      std::vector<std::string>& errors) {
+  std::set<std::string> wanted;
+  for (const Address& address : config.backends)
+    wanted.insert(address.to_string());
+  for (const auto& backend : pool.backends()) {
+    if (!wanted.count(backend->name())) {
+      log_info("pool {}: backend {} removed; its requests in flight finish", pool.name(),
+               backend->name());
+      pool.remove_backend(backend);
+    } else {
+      wanted.erase(backend->name());  // kept as it is
+    }
+  }
+  bool ok = true;
+  for (const Address& address : config.backends) {
+    if (!wanted.count(address.to_string())) continue;
+    auto endpoints = resolve_endpoints(address);
+    if (!endpoints) {
+      // Not fatal: the name may resolve at the next reload. Say so loudly.
+      log_error("pool {}: backend {} left out: {}", pool.name(), address.to_string(),
+                endpoints.error());
+      errors.push_back(endpoints.error());
+      ok = false;
+      continue;
+    }
+    pool.add_backend(address.to_string(), std::move(endpoints).value());
+  }
+  return ok;
+}
+
+void ProxyServer::start_listener(const std::shared_ptr<Pool>& pool, Listener& listener) {
+  std::vector<asio::io_context*> contexts;
+  for (auto& context : contexts_)
+    contexts.push_back(context.get());
+  listener.start(contexts, [this, pool](Socket socket) { accept(pool, std::move(socket)); });
+  log_info("pool {}: listening on {}", pool->name(), listener.address().to_string());
+}
+
+void ProxyServer::start() {
+  started_ = true;
+  {
+    std::lock_guard lock(pools_mutex_);
+    for (auto& [name, entry] : pools_)
+      if (entry.listener) start_listener(entry.pool, *entry.listener);
+  }
+  for (std::size_t i = 0; i < contexts_.size(); ++i) {
+    threads_.emplace_back([this, i] {
+      set_current_shard(i + 1);
+      contexts_[i]->run();
+    });
+  }
+}
+
+void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket) {
+  if (stopping_.load(std::memory_order_relaxed)) return;  // closing the socket refuses it
+  active_.fetch_add(1, std::memory_order_relaxed);
+  const auto executor = socket.get_executor();
+  asio::co_spawn(executor, run_exchange(std::move(socket), pool, access_log_),
+                 [this](std::exception_ptr e) {
+                   active_.fetch_sub(1, std::memory_order_relaxed);
+                   log_failure("an exchange")(e);
+                 });
+}
+
+void ProxyServer::watch_backend_health(const std::shared_ptr<Pool>& pool) {
+  Pool::Events events = pool->events();
+  std::weak_ptr<Pool> weak = pool;
+  events.down = [this, weak](const std::shared_ptr<Backend>& backend) {
+    // Any proxy thread may report it; probes run on the control thread.
+    asio::co_spawn(control_, probe_until_up(weak, backend), log_failure("a health probe"));
+  };
+  pool->set_events(std::move(events));
+}
+
+asio::awaitable<void> ProxyServer::probe_until_up(std::weak_ptr<Pool> weak_pool,
+                                                  std::shared_ptr<Backend> backend) {
+  // Probes back off from 100 ms to 5 s: quick recovery, little noise when it stays down.
+  auto delay = std::chrono::milliseconds(100);
+  const auto ceiling = std::chrono::milliseconds(5000);
+  asio::steady_timer timer(control_);
+  while (!stopping_.load() && backend->membership() != Backend::Membership::removed) {
+    timer.expires_after(delay);
+    co_await timer.async_wait(as_tuple(asio::use_awaitable));
+    auto pool = weak_pool.lock();
+    if (!pool || stopping_.load()) co_return;
+    const auto connect_timeout = pool->settings()->connect_timeout;
+    for (const Endpoint& endpoint : backend->endpoints()) {
+      Socket probe(control_);
+      asio::steady_timer deadline(control_, connect_timeout);
+      deadline.async_wait([&probe](asio::error_code ec) {
+        asio::error_code ignored;
+        if (!ec) probe.close(ignored);
+      });
+      auto [ec] = co_await probe.async_connect(endpoint, as_tuple(asio::use_awaitable));
+      deadline.cancel();
+      if (!ec) {
+        if (backend->record_connect_success()) {
+          log_info("pool {}: backend {} is up again (probe connected)", pool->name(),
+                   backend->name());
+          pool->backend_changed();
+        }
+        co_return;
+      }
+    }
+    delay = std::min(delay * 2, ceiling);
+  }
+}
+
+void ProxyServer::reopen_logs() {
+  std::string error;
+  if (!access_log_.reopen(error)) log_error("{}", error);
+}
+
+asio::awaitable<void> ProxyServer::shut_down(std::chrono::milliseconds timeout) {
+  stopping_.store(true);
+  {
+    std::lock_guard lock(pools_mutex_);
+    for (auto& [name, entry] : pools_)
+      if (entry.listener) entry.listener->close();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  asio::steady_timer timer(control_);
+  while (active_exchanges() > 0 && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(20));
+    co_await timer.async_wait(as_tuple(asio::use_awaitable));
+  }
+  if (active_exchanges() > 0)
+    log_warn("shutdown_timeout ({}) passed with {} requests in flight; closing them",
+             format_duration(timeout), active_exchanges());
+  for (auto& guard : work_)
+    guard.reset();
+  for (auto& context : contexts_)
+    context->stop();
+  for (auto& thread : threads_)
+    if (thread.joinable()) thread.join();
+  threads_.clear();
+}
+
+}  // namespace scgi::proxy

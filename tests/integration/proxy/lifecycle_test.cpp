@@ -1,0 +1,128 @@
+// Reload and stop while requests flow: nothing in flight is lost.
+#include <catch2/catch.hpp>
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <nlohmann/json.hpp>
+
+#include <csignal>
+#include <future>
+#include <map>
+#include <thread>
+
+#include "../support/harness.hpp"
+
+using namespace scgi;
+using namespace scgi::test;
+
+namespace {
+
+std::string pool_config(const Address& listen, const std::vector<Address>& backends,
+                        const std::string& extra = "") {
+  return fmt::format(
+      "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"{}\"\nbackends = {}\n{}\n",
+      listen.to_string(), toml_addresses(backends), extra);
+}
+
+// scgi-load's JSON report, once it has finished.
+nlohmann::json finish_load(Process& load) {
+  const auto status = load.wait(60s);
+  REQUIRE(status.has_value());
+  const std::string output = load.log();
+  const auto start = output.find('{');
+  REQUIRE(start != std::string::npos);
+  return nlohmann::json::parse(output.substr(start));
+}
+
+Process start_load(const TempDir& dir, const Address& target, const std::string& duration,
+                   const std::string& name, const std::string& query = "") {
+  std::vector<std::string> argv{built_binary("scgi-load"),
+                                "--connect",
+                                target.to_string(),
+                                "--connections",
+                                "8",
+                                "--duration",
+                                duration,
+                                "--json",
+                                "--timeout",
+                                "10s"};
+  if (!query.empty()) argv.insert(argv.end(), {"--query", query});
+  return Process::start(argv, dir.file(name));
+}
+
+}  // namespace
+
+TEST_CASE("SIGHUP swaps backends under load without a failed request", "[proxy][reload]") {
+  TempDir dir;
+  SampleWorker a(dir, "a");
+  SampleWorker b(dir, "b");
+  SampleWorker c(dir, "c");
+  const Address listen = loopback(free_port());
+  ProxyProcess proxy(dir, pool_config(listen, {a.address(), b.address()}), listen);
+
+  Process load = start_load(dir, listen, "3s", "load.json", "sleep_ms=2");
+  std::this_thread::sleep_for(700ms);
+  // b leaves, c joins, timeouts change: in-flight requests on b finish.
+  dir.write("proxy.toml", pool_config(listen, {a.address(), c.address()},
+                                      "queue_timeout = \"8s\"\nconcurrency = 2"));
+  proxy.process().signal(SIGHUP);
+  std::this_thread::sleep_for(700ms);
+  // A broken file is reported and the running configuration kept.
+  dir.write("proxy.toml", "[[pool]]\nname = \"app\"\nlisten = 42\n");
+  proxy.process().signal(SIGHUP);
+
+  const nlohmann::json report = finish_load(load);
+  INFO(report.dump());
+  CHECK(report["requests"].get<int>() > 100);
+  CHECK(report["errors"].get<int>() == 0);
+  CHECK(proxy.process().running());
+  const std::string log = proxy.process().log();
+  CHECK(log.find("reload: ") != std::string::npos);
+  CHECK(log.find("the running configuration stays") != std::string::npos);
+  CHECK(log.find("proxy.toml:3:10") != std::string::npos);
+  // c now serves; b gets nothing new.
+  std::map<std::string, int> per_worker;
+  for (int i = 0; i < 10; ++i)
+    ++per_worker[send_request(listen, get_request("/after")).header("X-Worker-Name")];
+  CHECK(per_worker["b"] == 0);
+  CHECK(per_worker["c"] > 0);
+}
+
+TEST_CASE("SIGTERM stops accepting, finishes requests in flight and exits 0", "[proxy][stop]") {
+  TempDir dir;
+  SampleWorker a(dir, "a");
+  const Address listen = loopback(free_port());
+  ProxyProcess proxy(dir, pool_config(listen, {a.address()}), listen);
+  auto slow = std::async(std::launch::async, [&] {
+    return send_request(listen, get_request("/slow?sleep_ms=800"), 20s);
+  });
+  std::this_thread::sleep_for(200ms);
+  proxy.process().signal(SIGTERM);
+  std::this_thread::sleep_for(200ms);
+  CHECK(connect_to(listen) < 0);  // no longer accepting
+  const Response response = slow.get();
+  CHECK(response.status() == 200);
+  const auto status = proxy.process().wait(10s);
+  REQUIRE(status.has_value());
+  CHECK(exited_with(*status, 0));
+}
+
+TEST_CASE("SIGTERM ends requests still running at shutdown_timeout", "[proxy][stop]") {
+  TempDir dir;
+  SampleWorker a(dir, "a");
+  const Address listen = loopback(free_port());
+  ProxyProcess proxy(
+      dir, "[proxy]\nshutdown_timeout = \"300ms\"\n" + pool_config(listen, {a.address()}), listen);
+  auto slow = std::async(std::launch::async, [&] {
+    return send_request(listen, get_request("/slow?sleep_ms=5000"), 20s);
+  });
+  std::this_thread::sleep_for(200ms);
+  const auto started = std::chrono::steady_clock::now();
+  proxy.process().signal(SIGTERM);
+  const auto status = proxy.process().wait(10s);
+  REQUIRE(status.has_value());
+  CHECK(exited_with(*status, 0));
+  CHECK(std::chrono::steady_clock::now() - started < 3s);
+  CHECK(slow.get().status() == 0);  // cut: no response
+  CHECK(proxy.process().log().find("shutdown_timeout") != std::string::npos);
+}
