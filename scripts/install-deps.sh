@@ -5,7 +5,9 @@ set -euo pipefail
 
 build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev prometheus-cpp-dev
        libcli11-dev libfmt-dev nlohmann-json3-dev)
-test=(catch2)
+# Tests start real peers: nginx as the front end, curl as its client,
+# promtool (in Debian's prometheus package) to lint a real scrape.
+test=(catch2 nginx-light curl prometheus)
 fuzz=(clang libclang-rt-14-dev)
 
 wanted=()

@@ -17,7 +17,8 @@ namespace {
 
 using asio::experimental::as_tuple;
 
-void reload(ProxyServer& server, const std::string& path) {
+// Re-reads the file and applies it; `running` becomes the new configuration.
+void reload(ProxyServer& server, const std::string& path, Config& running) {
   const ConfigResult result = load_config(path, Mode::proxy);
   if (!result) {
     log_error("reload: {} has errors; the running configuration stays", path);
@@ -32,6 +33,13 @@ void reload(ProxyServer& server, const std::string& path) {
       log_error("{}", error);
     return;
   }
+  const Config& next = result.config();
+  if (next.proxy.threads != running.proxy.threads)
+    log_warn("reload: threads changes at the next start; {} threads keep running",
+             server.thread_count());
+  if (next.metrics.listen != running.metrics.listen)
+    log_warn("reload: [metrics] listen changes at the next start");
+  running = next;
   log_info("reload: {} applied", path);
 }
 
@@ -63,7 +71,7 @@ int run_proxy_daemon(const std::string& config_path, const Config& config) {
   server.start();
   log_info("scgi-proxy running with {} threads", server.thread_count());
 
-  const auto shutdown_timeout = config.proxy.shutdown_timeout;
+  Config running = config;
   asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
   signals.add(SIGUSR1);
   auto handle_signals = [&]() -> asio::awaitable<void> {
@@ -71,13 +79,14 @@ int run_proxy_daemon(const std::string& config_path, const Config& config) {
       auto [ec, signal] = co_await signals.async_wait(as_tuple(asio::use_awaitable));
       if (ec) co_return;
       if (signal == SIGHUP) {
-        reload(server, config_path);
+        reload(server, config_path, running);
       } else if (signal == SIGUSR1) {
         server.reopen_logs();
       } else {
+        const auto timeout = running.proxy.shutdown_timeout;
         log_info("signal {}: stopping; requests in flight finish within {}", signal,
-                 format_duration(shutdown_timeout));
-        co_await server.shut_down(shutdown_timeout);
+                 format_duration(timeout));
+        co_await server.shut_down(timeout);
         signals.cancel();
         control.stop();
         co_return;

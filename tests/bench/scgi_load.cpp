@@ -595,11 +595,14 @@ asio::awaitable<void> Runner::open_request(Pending pending) {
 
 asio::awaitable<ExchangeResult> Runner::exchange(const RequestClass& request_class) {
   Exchange exchange(context_, plan_.timeout);
+  // Listed for the hard stop for exactly as long as it lives, even if a step throws.
+  struct Listing {
+    std::unordered_set<Exchange*>& live;
+    Exchange* exchange;
+    ~Listing() { live.erase(exchange); }
+  } listing{live_, &exchange};
   live_.insert(&exchange);
-  const ExchangeResult result =
-      co_await (talk(exchange, request_class.request) && watchdog(exchange));
-  live_.erase(&exchange);
-  co_return result;
+  co_return co_await (talk(exchange, request_class.request) && watchdog(exchange));
 }
 
 asio::awaitable<ExchangeResult> Runner::talk(Exchange& exchange, std::string_view request) {

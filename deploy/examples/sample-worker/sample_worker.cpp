@@ -14,6 +14,8 @@
 //   size=N       a body of N bytes, byte i = i*31 mod 251 (streamed, never held whole)
 //   echo=1       the body is the raw header netstring, then the request body, as received
 //   head_only=1  headers only, no body
+//   digest=1     the body is "length=N fnv1a=HEX" of the request body, read whole first
+//                (what a front end that buffers, such as nginx, can carry for any size)
 // Every answer carries X-Worker-Pid and X-Request-Count (requests answered by
 // this process, this one included), and X-Worker-Name with --name.
 #include <fcntl.h>
@@ -76,6 +78,16 @@ struct Behaviour {
   std::optional<std::uint64_t> size;
   bool echo = false;
   bool head_only = false;
+  bool digest = false;
+};
+
+// 64-bit FNV-1a, enough to tell a body arrived intact.
+struct Fnv1a {
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  void add(std::string_view bytes) {
+    for (const char c : bytes)
+      hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  }
 };
 
 std::optional<std::uint64_t> parse_number(std::string_view text) {
@@ -104,6 +116,7 @@ Behaviour read_behaviour(std::string_view query) {
     if (key == "size") behaviour.size = *value;
     if (key == "echo") behaviour.echo = *value != 0;
     if (key == "head_only") behaviour.head_only = *value != 0;
+    if (key == "digest") behaviour.digest = *value != 0;
   }
   return behaviour;
 }
@@ -279,13 +292,17 @@ SampleWorker::Ending SampleWorker::handle(int fd, const scgi::RequestParser& par
       0, static_cast<std::size_t>(std::min<std::uint64_t>(body_left, body_start.size())));
   body_left -= body_start.size();
 
+  Fnv1a digest;
   if (!behaviour.echo) {
+    if (behaviour.digest) digest.add(body_start);
     while (body_left > 0) {
       const ssize_t got =
           receive(fd, buffer_.data(),
                   static_cast<std::size_t>(std::min<std::uint64_t>(body_left, buffer_.size())));
       if (got <= 0) return Ending::client_gone;
       body_left -= static_cast<std::uint64_t>(got);
+      if (behaviour.digest)
+        digest.add(std::string_view(buffer_.data(), static_cast<std::size_t>(got)));
     }
   }
   if (behaviour.sleep_ms > 0)
@@ -325,7 +342,9 @@ SampleWorker::Ending SampleWorker::handle(int fd, const scgi::RequestParser& par
                ? Ending::answered
                : Ending::client_gone;
   }
-  const std::string body = fmt::format("hello from {}\n", pid_);
+  const std::string body = behaviour.digest ? fmt::format("length={} fnv1a={:016x}\n",
+                                                          parser.content_length(), digest.hash)
+                                            : fmt::format("hello from {}\n", pid_);
   return send_all(fd, head(status, body.size(), "text/plain") + body) ? Ending::answered
                                                                       : Ending::client_gone;
 }
@@ -418,23 +437,27 @@ void install_stop_signals(sigset_t& waiting_mask) {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
-  ::sigaction(SIGTERM, &action, nullptr);
-  ::sigaction(SIGINT, &action, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
-
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
-  ::sigprocmask(SIG_BLOCK, &stop_signals, &waiting_mask);
+  if (::sigaction(SIGTERM, &action, nullptr) != 0 || ::sigaction(SIGINT, &action, nullptr) != 0 ||
+      ::sigaction(SIGPIPE, &ignore, nullptr) != 0 ||
+      ::sigprocmask(SIG_BLOCK, &stop_signals, &waiting_mask) != 0)
+    fail_start(fmt::format("signal set-up: {}", std::strerror(errno)), 1);
   sigdelset(&waiting_mask, SIGTERM);
   sigdelset(&waiting_mask, SIGINT);
 }
 
+// A client that stalls is given up after this, so that it cannot pin the only worker thread.
 void set_io_timeout(int fd, int seconds) {
   const timeval timeout{.tv_sec = seconds, .tv_usec = 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) != 0)
+    scgi::log_warn("SO_RCVTIMEO/SO_SNDTIMEO: {}", std::strerror(errno));
 }
 
 int run(const Options& options) {
@@ -498,7 +521,7 @@ int run(const Options& options) {
 int main(int argc, char** argv) {
   CLI::App app{
       "A sample single-threaded SCGI worker whose behaviour each request picks from its "
-      "query string (sleep_ms, fail, close, status, size, echo, head_only).",
+      "query string (sleep_ms, fail, close, status, size, echo, head_only, digest).",
       "scgi-sample-worker"};
   Options options;
   int port = 0;

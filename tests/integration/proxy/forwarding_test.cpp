@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "../support/harness.hpp"
@@ -164,4 +165,43 @@ TEST_CASE("100 MB up and 100 MB down pass with flat proxy memory", "[proxy][forw
   const auto peak = peak_resident_bytes(proxy.process().pid());
   INFO("proxy peak RSS " << peak / 1024 << " KiB");
   CHECK(peak < 48ull * 1024 * 1024);
+}
+
+TEST_CASE("the proxy listens and connects over IPv6 and Unix sockets", "[proxy][forwarding]") {
+  TempDir dir;
+  // A worker on a Unix socket, and one on IPv6 loopback.
+  const std::string worker_socket = dir.file("w1.sock");
+  Process unix_worker = Process::start(
+      {built_binary("scgi-sample-worker"), "--unix", worker_socket, "--name", "unix"},
+      dir.file("unix-worker.log"));
+  const Address unix_backend{Address::Kind::unix_socket, {}, 0, worker_socket};
+  REQUIRE(wait_until_accepting(unix_backend));
+  const std::uint16_t v6_port = free_port();
+  Process v6_worker = Process::start({built_binary("scgi-sample-worker"), "--host", "::1", "--port",
+                                      std::to_string(v6_port), "--name", "v6"},
+                                     dir.file("v6-worker.log"));
+  const Address v6_backend{Address::Kind::tcp, "::1", v6_port, {}};
+  REQUIRE(wait_until_accepting(v6_backend));
+
+  const Address unix_listen{Address::Kind::unix_socket, {}, 0, dir.file("proxy.sock")};
+  const Address v6_listen{Address::Kind::tcp, "::1", free_port(), {}};
+  ProxyProcess proxy(
+      dir,
+      fmt::format("[metrics]\nlisten = \"\"\n"
+                  "[[pool]]\nname = \"over-unix\"\nlisten = \"{}\"\nbackends = [\"{}\"]\n"
+                  "[[pool]]\nname = \"over-v6\"\nlisten = \"{}\"\nbackends = [\"{}\"]\n",
+                  unix_listen.to_string(), v6_backend.to_string(), v6_listen.to_string(),
+                  unix_backend.to_string()),
+      unix_listen);
+  REQUIRE(wait_until_accepting(v6_listen));
+  const Response via_unix = send_request(unix_listen, get_request("/a"));
+  CHECK(via_unix.status() == 200);
+  CHECK(via_unix.header("X-Worker-Name") == "v6");
+  const Response via_v6 = send_request(v6_listen, get_request("/b"));
+  CHECK(via_v6.status() == 200);
+  CHECK(via_v6.header("X-Worker-Name") == "unix");
+
+  // The proxy removes its Unix socket file when it stops.
+  CHECK(exited_with(proxy.process().stop(), 0));
+  CHECK_FALSE(std::filesystem::exists(unix_listen.path));
 }
