@@ -93,11 +93,11 @@ cleanup() {
   # What proxy_bench.py started and could not stop itself (it lists live PIDs here).
   if [ -s "$state_dir/pids" ]; then
     while read -r pid; do
-      [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+      if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi
     done <"$state_dir/pids"
     sleep 1
     while read -r pid; do
-      [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
+      if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null || true; fi
     done <"$state_dir/pids"
   fi
   if [ "$keep_state" -eq 1 ] || [ "$status" -ne 0 ]; then
