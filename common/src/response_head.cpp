@@ -32,18 +32,21 @@ ResponseHeadReader::ResponseHeadReader(std::size_t max_head_bytes)
 }
 
 ResponseHeadReader::Status ResponseHeadReader::feed(std::string_view piece) {
-  for (std::size_t i = 0; i < piece.size() && status_ == Status::need_more; ++i) {
-    if (++head_bytes_ > max_head_bytes_) {
+  // A line at a time: only the start of each line is kept, the rest counted.
+  while (!piece.empty() && status_ == Status::need_more) {
+    const std::size_t newline = piece.find('\n');
+    const std::size_t length = newline == std::string_view::npos ? piece.size() : newline;
+    const std::size_t consumed = length + (newline == std::string_view::npos ? 0 : 1);
+    if (consumed > max_head_bytes_ - head_bytes_) {
       status_ = Status::too_long;
       break;
     }
-    const char c = piece[i];
-    if (c == '\n') {
-      end_line();
-    } else {
-      if (line_.size() < kKeptLineBytes) line_.push_back(c);
-      ++line_length_;
-    }
+    head_bytes_ += consumed;
+    const std::size_t keep = std::min(length, kKeptLineBytes - line_.size());
+    line_.append(piece.data(), keep);
+    line_length_ += length;
+    if (newline != std::string_view::npos) end_line();
+    piece.remove_prefix(consumed);
   }
   return status_;
 }

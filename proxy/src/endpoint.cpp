@@ -28,7 +28,6 @@ Result<std::vector<Endpoint>> resolve_endpoints(const Address& address) {
 }
 
 void set_no_delay(Socket& socket) {
-  if (socket.local_endpoint().protocol().family() == AF_UNIX) return;
   asio::error_code ignored;  // Only a latency hint: a failure changes nothing else.
   socket.set_option(asio::ip::tcp::no_delay(true), ignored);
 }

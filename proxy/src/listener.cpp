@@ -100,7 +100,9 @@ void Listener::start(const std::vector<asio::io_context*>& contexts, Handler han
       continue;
     }
     loops_.push_back(loop);
-    auto accept_loop = [loop, handler, name = address_.to_string()]() -> asio::awaitable<void> {
+    const bool tcp = !address_.is_unix();
+    auto accept_loop = [loop, handler, tcp,
+                        name = address_.to_string()]() -> asio::awaitable<void> {
       for (;;) {
         auto [ec, socket] =
             co_await loop->acceptor.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
@@ -112,6 +114,7 @@ void Listener::start(const std::vector<asio::io_context*>& contexts, Handler han
           co_await pause.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
           continue;
         }
+        if (tcp) set_no_delay(socket);  // responses go out in pieces: no Nagle delay
         handler(std::move(socket));
       }
     };

@@ -263,17 +263,20 @@ asio::awaitable<void> watch_for_close(Socket& client, std::vector<char>& early_b
 
 }  // namespace
 
+Lease Pool::try_acquire(std::span<Backend* const> excluded) {
+  if (queued_.load(std::memory_order_seq_cst) != 0) return {};  // FIFO: waiters go first
+  auto backend = try_pick(excluded);
+  return backend ? Lease(this, std::move(backend)) : Lease();
+}
+
 asio::awaitable<Acquisition> Pool::acquire(Socket& client, std::span<Backend* const> excluded,
                                            std::vector<char>& early_body,
                                            std::uint64_t& body_remaining) {
   Acquisition result;
-  // Fast path: nobody waits, so a free slot may be taken directly.
-  if (queued_.load(std::memory_order_seq_cst) == 0) {
-    if (auto backend = try_pick(excluded)) {
-      result.outcome = AcquireOutcome::granted;
-      result.lease = Lease(this, std::move(backend));
-      co_return result;
-    }
+  if (Lease lease = try_acquire(excluded)) {
+    result.outcome = AcquireOutcome::granted;
+    result.lease = std::move(lease);
+    co_return result;
   }
   if (hopeless(excluded)) co_return result;  // no_backend
 

@@ -1,41 +1,47 @@
 #include "scgi/proxy/watchdog.hpp"
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/use_awaitable.hpp>
-
 namespace scgi::proxy {
 
 Watchdog::Watchdog(const asio::any_io_executor& executor, std::function<void()> on_expire)
-    : timer_(executor, Clock::time_point::max()), on_expire_(std::move(on_expire)) {}
+    : state_(std::make_shared<State>(executor, std::move(on_expire))) {}
 
-void Watchdog::arm(Clock::duration timeout) {
-  expired_ = false;
-  deadline_ = Clock::now() + timeout;
-  // Only a deadline earlier than the timer's needs the timer moved.
-  if (deadline_ < timer_.expiry()) timer_.expires_at(deadline_);
+void Watchdog::arm_until(Clock::time_point deadline) {
+  State& s = *state_;
+  s.expired = false;
+  s.deadline = deadline;
+  if (!s.waiting) {
+    wait(state_);
+  } else if (s.deadline < s.timer.expiry()) {
+    // Cancels the pending wait; its handler waits again for the new deadline.
+    s.timer.expires_at(s.deadline);
+  }
 }
 
 void Watchdog::disarm() {
-  deadline_ = Clock::time_point::max();
+  state_->deadline = Clock::time_point::max();
 }
 
 void Watchdog::stop() {
-  stopped_ = true;
-  timer_.cancel();
+  if (!state_ || state_->stopped) return;
+  state_->stopped = true;
+  state_->on_expire = nullptr;  // drops what it captured now, not when the handler runs
+  state_->timer.cancel();
 }
 
-asio::awaitable<void> Watchdog::run() {
-  while (!stopped_) {
-    timer_.expires_at(deadline_);
-    co_await timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
-    if (stopped_) break;
-    if (Clock::now() >= deadline_) {
-      // Disarmed until the exchange arms it again (a retry may reuse it).
-      expired_ = true;
-      deadline_ = Clock::time_point::max();
-      on_expire_();
+void Watchdog::wait(const std::shared_ptr<State>& state) {
+  state->waiting = true;
+  state->timer.expires_at(state->deadline);
+  state->timer.async_wait([state](const asio::error_code&) {
+    state->waiting = false;
+    if (state->stopped || state->deadline == Clock::time_point::max()) return;
+    if (Clock::now() < state->deadline) {
+      wait(state);  // the deadline moved since this wait began
+      return;
     }
-  }
+    state->expired = true;
+    state->deadline = Clock::time_point::max();
+    state->on_expire();
+  });
 }
 
 }  // namespace scgi::proxy

@@ -20,7 +20,8 @@ using Socket = asio::generic::stream_protocol::socket;
 // (blocking: only at start-up and reload) to every address it has.
 Result<std::vector<Endpoint>> resolve_endpoints(const Address& address);
 
-// Low latency for small SCGI exchanges: TCP_NODELAY on TCP sockets, nothing on Unix ones.
+// Low latency for small SCGI exchanges: TCP_NODELAY. For TCP sockets only
+// (the caller knows which it has; asking the socket would cost a system call).
 void set_no_delay(Socket& socket);
 
 // "127.0.0.1:4000", "[::1]:4000", "unix:/run/app.sock": for logs and labels.

@@ -105,6 +105,9 @@ class Pool : public std::enable_shared_from_this<Pool> {
   const Events& events() const { return events_; }
 
   // --- Data path. ---
+  // A slot on the least busy routable backend not in `excluded`, if one is
+  // free and nobody waits: the common case, without a coroutine.
+  Lease try_acquire(std::span<Backend* const> excluded);
   // A slot on the least busy routable backend that is not in `excluded`, waiting
   // in the FIFO queue when every such backend is full. While waiting it watches
   // `client` for a close; body bytes that arrive meanwhile are appended to
