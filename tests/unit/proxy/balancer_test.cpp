@@ -47,15 +47,17 @@ TEST_CASE("ties go to the first at or after the rotation", "[balancer]") {
     CHECK(choose_least_busy(idle, rotation) == rotation % 4);
 }
 
-TEST_CASE("over many picks with advancing rotation, equal candidates share evenly", "[balancer]") {
-  // Simulate a pool: pick, hold for a random while, release. Counts per
-  // candidate must come out even, and no candidate may exceed its limit.
-  std::mt19937 random(42);
-  std::vector<Candidate> pool(5, Candidate{0, 3});
-  std::vector<std::pair<std::size_t, int>> held;  // candidate, picks left to hold
+namespace {
+
+// Simulates a pool for `steps` picks: each pick holds its candidate for
+// hold(candidate) steps, then frees it. Returns the picks per candidate and
+// checks that no candidate ever goes past its concurrency.
+template <class Hold>
+std::map<std::size_t, int> simulate(std::vector<Candidate> pool, int steps, Hold hold) {
+  std::vector<std::pair<std::size_t, int>> held;  // candidate, steps left to hold
   std::map<std::size_t, int> picks;
   std::size_t rotation = 0;
-  for (int step = 0; step < 30'000; ++step) {
+  for (int step = 0; step < steps; ++step) {
     for (auto it = held.begin(); it != held.end();) {
       if (--it->second == 0) {
         --pool[it->first].in_flight;
@@ -69,8 +71,17 @@ TEST_CASE("over many picks with advancing rotation, equal candidates share evenl
     REQUIRE(pool[*chosen].in_flight < pool[*chosen].concurrency);
     ++pool[*chosen].in_flight;
     ++picks[*chosen];
-    held.emplace_back(*chosen, 1 + static_cast<int>(random() % 12));
+    held.emplace_back(*chosen, hold(*chosen));
   }
+  return picks;
+}
+
+}  // namespace
+
+TEST_CASE("over many picks with advancing rotation, equal candidates share evenly", "[balancer]") {
+  std::mt19937 random(42);
+  const auto picks = simulate(std::vector<Candidate>(5, Candidate{0, 3}), 30'000,
+                              [&](std::size_t) { return 1 + static_cast<int>(random() % 12); });
   int least = picks.begin()->second;
   int most = least;
   for (const auto& [index, count] : picks) {
@@ -82,24 +93,8 @@ TEST_CASE("over many picks with advancing rotation, equal candidates share evenl
 }
 
 TEST_CASE("a slower candidate (requests held longer) gets fewer picks", "[balancer]") {
-  std::vector<Candidate> pool(2, Candidate{0, 2});
-  std::vector<std::pair<std::size_t, int>> held;
-  std::map<std::size_t, int> picks;
-  std::size_t rotation = 0;
-  for (int step = 0; step < 10'000; ++step) {
-    for (auto it = held.begin(); it != held.end();) {
-      if (--it->second == 0) {
-        --pool[it->first].in_flight;
-        it = held.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    const auto chosen = choose_least_busy(pool, rotation++);
-    if (!chosen) continue;
-    ++pool[*chosen].in_flight;
-    ++picks[*chosen];
-    held.emplace_back(*chosen, *chosen == 0 ? 10 : 2);  // candidate 0 is five times slower
-  }
+  // Candidate 0 holds each request five times longer than candidate 1.
+  auto picks = simulate(std::vector<Candidate>(2, Candidate{0, 2}), 10'000,
+                        [](std::size_t candidate) { return candidate == 0 ? 10 : 2; });
   CHECK(picks[0] * 3 < picks[1]);
 }
