@@ -66,7 +66,7 @@ class Exchange {
         backend_watch_(client_.get_executor(), [this] { cancel_backend(); }) {}
 
   asio::awaitable<void> run() {
-    // Reads right after a readiness report must never block the thread.
+    // Reads right after a readiness report, and send_now(), must never block the thread.
     asio::error_code ignored;
     client_.non_blocking(true, ignored);
     co_await serve();
@@ -261,6 +261,10 @@ asio::awaitable<bool> Exchange::connect(Lease& lease) {
     const bool timed_out = backend_watch_.expired();
     backend_watch_.disarm();
     if (!ec) {
+      // send_now() must never block the thread: a backend that stops reading
+      // while it answers would otherwise stall every exchange on it.
+      asio::error_code ignored;
+      backend_->non_blocking(true, ignored);
       if (endpoint.protocol().family() != AF_UNIX) set_no_delay(*backend_);
       if (backend.record_connect_success()) {
         log_info("pool {}: backend {} is up again", pool_->name(), backend.name());
