@@ -20,11 +20,11 @@ namespace {
 std::string pool_config(const Address& listen, const std::vector<Address>& backends,
                         const std::string& extra, const std::string& access_log,
                         std::uint16_t metrics_port = 0) {
-  return fmt::format(
-      "[proxy]\naccess_log = \"{}\"\n[metrics]\nlisten = \"{}\"\n[[pool]]\nname = \"app\"\n"
-      "listen = \"{}\"\nbackends = {}\n{}\n",
-      access_log, metrics_port ? fmt::format("127.0.0.1:{}", metrics_port) : "", listen.to_string(),
-      toml_addresses(backends), extra);
+  return one_pool_config({.listen = listen,
+                          .backends = backends,
+                          .pool_keys = extra,
+                          .metrics_port = metrics_port,
+                          .access_log = access_log});
 }
 
 // Sends each request on its own thread, all at once; returns the responses in order.

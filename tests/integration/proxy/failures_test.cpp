@@ -19,11 +19,8 @@ namespace {
 
 std::string pool_config(const Address& listen, const std::vector<Address>& backends,
                         const std::string& extra = "", std::uint16_t metrics_port = 0) {
-  return fmt::format(
-      "[metrics]\nlisten = \"{}\"\n[[pool]]\nname = \"app\"\nlisten = \"{}\"\n"
-      "backends = {}\n{}\n",
-      metrics_port ? fmt::format("127.0.0.1:{}", metrics_port) : "", listen.to_string(),
-      toml_addresses(backends), extra);
+  return one_pool_config(
+      {.listen = listen, .backends = backends, .pool_keys = extra, .metrics_port = metrics_port});
 }
 
 }  // namespace

@@ -18,9 +18,7 @@ namespace {
 
 std::string single_pool_config(const Address& listen, const std::vector<Address>& backends,
                                const std::string& extra = "") {
-  return fmt::format(
-      "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"{}\"\nbackends = {}\n{}\n",
-      listen.to_string(), toml_addresses(backends), extra);
+  return one_pool_config({.listen = listen, .backends = backends, .pool_keys = extra});
 }
 
 std::string all_byte_values(std::size_t size) {

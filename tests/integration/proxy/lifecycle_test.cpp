@@ -19,9 +19,7 @@ namespace {
 
 std::string pool_config(const Address& listen, const std::vector<Address>& backends,
                         const std::string& extra = "") {
-  return fmt::format(
-      "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"{}\"\nbackends = {}\n{}\n",
-      listen.to_string(), toml_addresses(backends), extra);
+  return one_pool_config({.listen = listen, .backends = backends, .pool_keys = extra});
 }
 
 // scgi-load's JSON report, once it has finished.
@@ -111,8 +109,11 @@ TEST_CASE("SIGTERM ends requests still running at shutdown_timeout", "[proxy][st
   TempDir dir;
   SampleWorker a(dir, "a");
   const Address listen = loopback(free_port());
-  ProxyProcess proxy(
-      dir, "[proxy]\nshutdown_timeout = \"300ms\"\n" + pool_config(listen, {a.address()}), listen);
+  ProxyProcess proxy(dir,
+                     one_pool_config({.listen = listen,
+                                      .backends = {a.address()},
+                                      .proxy_keys = "shutdown_timeout = \"300ms\""}),
+                     listen);
   auto slow = std::async(std::launch::async, [&] {
     return send_request(listen, get_request("/slow?sleep_ms=5000"), 20s);
   });

@@ -75,6 +75,15 @@ double metric_value(const std::string& scrape, const std::string& series) {
   return -1;
 }
 
+std::string one_pool_config(const OnePool& spec) {
+  std::string text = "[proxy]\naccess_log = \"" + spec.access_log + "\"\n" + spec.proxy_keys +
+                     "\n[metrics]\nlisten = \"";
+  if (spec.metrics_port != 0) text += "127.0.0.1:" + std::to_string(spec.metrics_port);
+  text += "\"\n[[pool]]\nname = \"app\"\nlisten = \"" + spec.listen.to_string() +
+          "\"\nbackends = " + toml_addresses(spec.backends) + "\n" + spec.pool_keys + "\n";
+  return text;
+}
+
 std::string toml_addresses(const std::vector<Address>& addresses) {
   std::string out = "[";
   for (std::size_t i = 0; i < addresses.size(); ++i)

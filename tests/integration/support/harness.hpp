@@ -61,6 +61,17 @@ std::string http_get(std::uint16_t port, const std::string& path);
 // metric_value(text, "scgi_requests_total{code=\"200\",pool=\"app\"}"); -1 when absent.
 double metric_value(const std::string& scrape, const std::string& series);
 
+// An scgi-proxy file with one pool "app" for a test.
+struct OnePool {
+  Address listen;
+  std::vector<Address> backends;
+  std::string pool_keys{};         // more lines for [[pool]], e.g. "concurrency = 2"
+  std::uint16_t metrics_port = 0;  // 0: metrics off
+  std::string access_log{};        // "": off
+  std::string proxy_keys{};        // more lines for [proxy]
+};
+std::string one_pool_config(const OnePool& spec);
+
 // TOML list of quoted addresses: ["127.0.0.1:1", "127.0.0.1:2"].
 std::string toml_addresses(const std::vector<Address>& addresses);
 
