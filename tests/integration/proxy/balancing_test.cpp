@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -177,13 +178,22 @@ TEST_CASE("a freed slot goes to the oldest waiter, in arrival order", "[proxy][q
   SampleWorker a(dir, "a");
   const Address listen = loopback(free_port());
   ProxyProcess proxy(dir, pool_config(listen, {a.address()}, "", dir.file("access.log")), listen);
-  // Arrivals 0..4, 80 ms apart, each served 200 ms: they must finish in order.
-  std::vector<std::string> uris;
-  for (int i = 0; i < 5; ++i)
-    uris.push_back("/order" + std::to_string(i) + "?sleep_ms=200");
-  const auto responses = concurrently(listen, uris, 80ms);
-  for (const Response& r : responses)
-    REQUIRE(r.status() == 200);
+  // Arrivals 0..4, sent from this one thread 100 ms apart (so their order is
+  // certain), each served 200 ms by the single worker: they must finish in order.
+  std::vector<int> sockets;
+  for (int i = 0; i < 5; ++i) {
+    const int fd = connect_to(listen);
+    REQUIRE(fd >= 0);
+    const std::string request = get_request("/order" + std::to_string(i) + "?sleep_ms=200");
+    REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(request.size()));
+    sockets.push_back(fd);
+    std::this_thread::sleep_for(100ms);
+  }
+  for (const int fd : sockets) {
+    CHECK(read_response(fd, 20s).status() == 200);
+    ::close(fd);
+  }
   REQUIRE(eventually([&] { return access_lines(dir.file("access.log")).size() == 5; }));
   std::vector<std::string> order;
   for (const auto& line : access_lines(dir.file("access.log")))
