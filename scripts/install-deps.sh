@@ -7,7 +7,7 @@ build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev promethe
        libcli11-dev libfmt-dev nlohmann-json3-dev)
 # Tests start real peers: nginx as the front end, curl as its client,
 # promtool (in Debian's prometheus package) to lint a real scrape.
-test=(catch2 nginx-light curl prometheus)
+test=(catch2 nginx-light curl prometheus python3)
 fuzz=(clang libclang-rt-14-dev)
 
 wanted=()

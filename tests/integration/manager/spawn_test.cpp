@@ -16,6 +16,7 @@
 
 #include "../support/harness.hpp"
 #include "scgi/manager/worker_spawn.hpp"
+#include "scgi/request_writer.hpp"
 
 using namespace scgi;
 using namespace scgi::manager;
@@ -217,4 +218,35 @@ TEST_CASE("a worker dies with a manager killed by SIGKILL", "[manager][spawn]") 
         return state.empty() || state == "Z";
       },
       5s));
+}
+
+TEST_CASE("the sample Python worker serves in every socket mode", "[manager][spawn]") {
+  TempDir dir;
+  const std::string script = std::string(SCGI_SOURCE_DIR) + "/deploy/examples/workers/hello.py";
+  struct Mode {
+    const char* name;
+    SocketMode mode;
+    std::vector<std::string> command;
+  };
+  const std::vector<Mode> modes = {
+      {"inherit", SocketMode::inherit, {"python3", script}},
+      {"port", SocketMode::port, {"python3", script, "--port", "{port}"}},
+      {"unix", SocketMode::unix_socket, {"python3", script, "--unix", "{socket}"}},
+  };
+  for (const Mode& m : modes) {
+    CAPTURE(m.name);
+    PoolConfig pool = pool_with(m.command, m.mode);
+    auto socket = WorkerSocket::prepare(pool, 1, dir.path().string());
+    REQUIRE(socket);
+    auto pid = spawn_worker(pool, 1, socket.value());
+    REQUIRE(pid);
+    CHECK(wait_until_accepting(socket.value().address()));
+    const Response response =
+        send_request(socket.value().address(),
+                     make_request({{"REQUEST_METHOD", "POST"}, {"REQUEST_URI", "/py"}}, "four"));
+    CHECK(response.status() == 200);
+    CHECK(response.body() ==
+          "hello from app[1] pid " + std::to_string(pid.value()) + ": POST /py, 4 body bytes\n");
+    stop_worker(pid.value());
+  }
 }
