@@ -80,7 +80,7 @@ auto Pool::with_state(F&& f) {
   const std::size_t shard = current_shard();
   if (shard == 0 || shard >= cache_count_) {
     const auto state = load_state();
-    return f(*state, shared_rotation_.fetch_add(1, std::memory_order_relaxed));
+    return f(*state);
   }
   ThreadCache& cache = caches_[shard];
   if (cache.generation != generation_.load(std::memory_order_acquire)) {
@@ -88,7 +88,14 @@ auto Pool::with_state(F&& f) {
     cache.state = state_;
     cache.generation = generation_.load(std::memory_order_relaxed);
   }
-  return f(*cache.state, cache.rotation++);
+  return f(*cache.state);
+}
+
+std::size_t Pool::next_rotation() {
+  const std::size_t shard = current_shard();
+  if (shard == 0 || shard >= cache_count_)
+    return shared_rotation_.fetch_add(1, std::memory_order_relaxed);
+  return caches_[shard].rotation++;
 }
 
 std::shared_ptr<const Pool::State> Pool::load_state() const {
@@ -101,8 +108,8 @@ void Pool::publish(State state) {
   generation_.fetch_add(1, std::memory_order_release);
 }
 
-std::shared_ptr<const PoolConfig> Pool::settings() const {
-  return load_state()->settings;
+std::shared_ptr<const PoolConfig> Pool::settings() {
+  return with_state([](const State& state) { return state.settings; });
 }
 
 void Pool::update_settings(PoolConfig settings) {
@@ -160,7 +167,9 @@ std::vector<std::shared_ptr<Backend>> Pool::backends() const {
 }
 
 std::shared_ptr<Backend> Pool::try_pick(std::span<Backend* const> excluded) {
-  return with_state([&](const State& state, std::size_t rotation) -> std::shared_ptr<Backend> {
+  // Only a pick advances the rotation, so ties go round whatever else reads the state.
+  const std::size_t rotation = next_rotation();
+  return with_state([&](const State& state) -> std::shared_ptr<Backend> {
     const auto& backends = state.backends;
     std::vector<Candidate> candidates(backends.size());
     // A few rounds: each failed CAS means another thread took a slot meanwhile.
@@ -179,7 +188,7 @@ std::shared_ptr<Backend> Pool::try_pick(std::span<Backend* const> excluded) {
 }
 
 bool Pool::hopeless(std::span<Backend* const> excluded) {
-  return with_state([&](const State& state, std::size_t) {
+  return with_state([&](const State& state) {
     if (state.backends.empty()) return false;  // its owner may be starting some: wait
     return std::all_of(state.backends.begin(), state.backends.end(), [&](const auto& b) {
       return !b->up() || std::find(excluded.begin(), excluded.end(), b.get()) != excluded.end();
@@ -280,7 +289,7 @@ asio::awaitable<Acquisition> Pool::acquire(Socket& client, std::span<Backend* co
   }
   if (hopeless(excluded)) co_return result;  // no_backend
 
-  const auto settings = with_state([](const State& s, std::size_t) { return s.settings; });
+  const auto settings = this->settings();
   auto waiter = std::make_shared<Waiter>(co_await asio::this_coro::executor, excluded);
   result.queued = true;
   {

@@ -64,7 +64,7 @@ std::vector<std::map<std::string, std::string>> access_lines(const std::string& 
 
 }  // namespace
 
-TEST_CASE("each worker gets at most `concurrency` requests; the rest wait in the queue",
+TEST_CASE("each worker gets at most `concurrency` requests and the rest wait in the queue",
           "[proxy][balancing]") {
   TempDir dir;
   SampleWorker a(dir, "a");

@@ -137,7 +137,7 @@ TEST_CASE("a minimal proxy file gets the defaults too", "[config]") {
   CHECK(config.metrics.listen->port == 9100);
 }
 
-TEST_CASE("scgi-proxy reads its shutdown_timeout from [proxy]; scgi-manager from [manager]",
+TEST_CASE("scgi-proxy reads its shutdown_timeout from [proxy], scgi-manager from [manager]",
           "[config]") {
   CHECK(config_of(kProxyMinimal, Mode::proxy).proxy.shutdown_timeout == Milliseconds(30'000));
   const std::string proxy = "[proxy]\nshutdown_timeout = \"2s\"\n" + std::string(kProxyMinimal);
@@ -299,7 +299,7 @@ backends = ["localhost:5000"]
   CHECK(k8s.max_body_bytes == 1ull << 30);
 }
 
-TEST_CASE("listen \"\" means no front door; metrics listen \"\" means off", "[config]") {
+TEST_CASE("listen \"\" means no front door, metrics listen \"\" means off", "[config]") {
   const scgi::Config config = config_of(R"([metrics]
 listen = ""
 [[pool]]

@@ -272,3 +272,19 @@ TEST_CASE("under contention from several threads no slot is lost or doubled", "[
   for (const auto& backend : backends)
     CHECK(backend->in_flight() == 0);
 }
+
+TEST_CASE("ties rotate on a proxy thread, whatever else reads the pool's state", "[pool]") {
+  set_current_shard(1);  // a proxy thread: the cached, lock-free path
+  auto pool = std::make_shared<Pool>(settings(1, 10), 2);
+  auto a = pool->add_backend("a", {});
+  auto b = pool->add_backend("b", {});
+  int on_a = 0;
+  for (int i = 0; i < 10; ++i) {
+    pool->settings();  // an exchange reads its settings before it picks
+    Lease lease = pool->try_acquire({});
+    REQUIRE(lease);
+    if (&lease.backend() == a.get()) ++on_a;
+  }
+  set_current_shard(0);
+  CHECK(on_a == 5);
+}

@@ -77,7 +77,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   // The settings in force; an exchange keeps the snapshot it started with, so
   // a reload never changes a request in flight.
-  std::shared_ptr<const PoolConfig> settings() const;
+  // From the calling thread's cached state: no lock on a proxy thread.
+  std::shared_ptr<const PoolConfig> settings();
   void update_settings(PoolConfig settings);
 
   // --- Membership interface: the only way backends come and go. ---
@@ -135,10 +136,12 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::size_t rotation = 0;
   };
 
-  // Calls f(state, rotation) with the calling thread's view of the state: a
-  // proxy thread reads its cached copy and takes no lock unless it changed.
+  // Calls f(state) with the calling thread's view of the state: a proxy
+  // thread reads its cached copy and takes no lock unless it changed.
   template <class F>
   auto with_state(F&& f);
+  // Where the next pick starts looking among equals (per thread).
+  std::size_t next_rotation();
   std::shared_ptr<const State> load_state() const;
   void publish(State state);  // with state_mutex_ held
   std::shared_ptr<Backend> try_pick(std::span<Backend* const> excluded);
