@@ -6,8 +6,9 @@ set -euo pipefail
 build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev prometheus-cpp-dev
        libcli11-dev libfmt-dev nlohmann-json3-dev)
 # Tests start real peers: nginx as the front end, curl as its client,
-# promtool (in Debian's prometheus package) to lint a real scrape.
-test=(catch2 nginx-light curl prometheus python3)
+# promtool (in Debian's prometheus package) to lint a real scrape, and the
+# sample workers' runtimes (python3; perl with libscgi-perl for hello.pl).
+test=(catch2 nginx-light curl prometheus python3 libscgi-perl)
 fuzz=(clang libclang-rt-14-dev)
 
 wanted=()

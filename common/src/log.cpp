@@ -63,4 +63,15 @@ void write_log_line(LogLevel level, std::string_view message) {
               fmt::format("{} {} {}\n", utc_timestamp(), level_name(level), message));
 }
 
+std::function<void(std::exception_ptr)> log_failure(std::string what) {
+  return [what = std::move(what)](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& error) {
+      log_error("{} failed: {}", what, error.what());
+    }
+  };
+}
+
 }  // namespace scgi

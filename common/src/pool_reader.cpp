@@ -27,10 +27,21 @@ constexpr std::string_view kPortPlaceholder = "{port}";
 constexpr std::string_view kSocketPlaceholder = "{socket}";
 
 // Keys that only mean something for workers the manager runs.
-constexpr std::string_view kWorkerKeys[] = {
-    "socket",          "workers",      "min_workers", "max_workers", "max_requests", "max_lifetime",
-    "max_rss",         "cwd",          "env",         "user",        "group",        "stop_timeout",
-    "restart_backoff", "ready_timeout"};
+constexpr std::string_view kWorkerKeys[] = {"socket",
+                                            "workers",
+                                            "min_workers",
+                                            "max_workers",
+                                            "max_requests",
+                                            "max_lifetime",
+                                            "max_rss",
+                                            "cwd",
+                                            "env",
+                                            "user",
+                                            "group",
+                                            "stop_timeout",
+                                            "restart_backoff",
+                                            "ready_timeout",
+                                            "idle_timeout"};
 
 bool valid_pool_name(std::string_view name) {
   if (name.empty()) return false;
@@ -119,6 +130,7 @@ void PoolReader::read(const toml::table& table, PoolConfig& pool) {
                        "stop_timeout",
                        "restart_backoff",
                        "ready_timeout",
+                       "idle_timeout",
                        "backends",
                        "discover",
                        "discover_interval",
@@ -403,6 +415,10 @@ void PoolReader::read_workers(ConfigReader& reader, PoolConfig& pool) {
   reader.read_positive_duration("stop_timeout", pool.stop_timeout);
   read_restart_backoff(reader, pool);
   reader.read_positive_duration("ready_timeout", pool.ready_timeout);
+  if (reader.read_positive_duration("idle_timeout", pool.idle_timeout) && !pool.is_dynamic())
+    reader.error_at_key("idle_timeout",
+                        "idle_timeout only applies to a pool that grows and shrinks: set "
+                        "min_workers and max_workers, or remove it");
   // With socket unusable, every placeholder would look misplaced.
   if (socket_known) check_placeholders(reader, pool);
 }

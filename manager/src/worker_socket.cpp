@@ -41,7 +41,7 @@ int bind_loopback(std::uint16_t& port, std::string& error) {
 }  // namespace
 
 Result<WorkerSocket> WorkerSocket::prepare(const PoolConfig& pool, std::uint32_t worker_index,
-                                           const std::string& runtime_dir) {
+                                           const std::string& runtime_dir, std::uint32_t instance) {
   using R = Result<WorkerSocket>;
   std::string error;
   switch (pool.socket) {
@@ -71,8 +71,8 @@ Result<WorkerSocket> WorkerSocket::prepare(const PoolConfig& pool, std::uint32_t
           WorkerSocket(SocketMode::port, Address{Address::Kind::tcp, "127.0.0.1", port, {}}, -1));
     }
     case SocketMode::unix_socket: {
-      const std::string path =
-          runtime_dir + "/" + pool.name + "-" + std::to_string(worker_index) + ".sock";
+      const std::string path = runtime_dir + "/" + pool.name + "-" + std::to_string(worker_index) +
+                               (instance == 0 ? "" : "-" + std::to_string(instance)) + ".sock";
       if (path.size() > kMaxUnixPathLength)
         return R::fail("worker socket path " + path + " is longer than " +
                        std::to_string(kMaxUnixPathLength) + " bytes: use a shorter runtime folder");

@@ -348,7 +348,9 @@ asio::awaitable<void> Exchange::relay() {
                  lease_.backend().name(), format_duration(settings_->request_timeout),
                  parser_.find("REQUEST_URI"));
         if (sent_to_client_ == 0) co_await reply(504, "the backend did not answer in time");
-        if (pool_->events().timed_out) pool_->events().timed_out(lease_.backend_ptr());
+        if (pool_->events().timed_out)
+          pool_->events().timed_out(lease_.backend_ptr(), parser_.find("REQUEST_URI"),
+                                    Clock::now() - started_);
       } else if (ec != asio::error::operation_aborted) {
         lease_.backend().count_error(BackendErrorKind::reset);
       }

@@ -181,7 +181,16 @@ std::shared_ptr<Backend> Pool::try_pick(std::span<Backend* const> excluded) {
       }
       const auto chosen = choose_least_busy(candidates, rotation);
       if (!chosen) return nullptr;
-      if (backends[*chosen]->try_reserve()) return backends[*chosen];
+      const std::shared_ptr<Backend>& backend = backends[*chosen];
+      if (!backend->try_reserve()) continue;
+      // Drain handshake: the owner sets `draining` and then reads in_flight; we
+      // raised in_flight and then read the membership (all seq_cst), so either
+      // the owner sees our slot and waits for `idle`, or we see the drain and
+      // give the slot back, reporting `idle` if we were the last. (Not through
+      // release(): the queue's lock may be held here, and no waiter wants a
+      // slot on a draining backend.)
+      if (backend->membership() == Backend::Membership::ready) return backend;
+      if (backend->release() == 0 && events_.idle) events_.idle(backend);
     }
     return nullptr;
   });

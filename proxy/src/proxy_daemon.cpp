@@ -1,21 +1,16 @@
 #include "scgi/proxy/proxy_daemon.hpp"
 
-#include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
-#include <asio/signal_set.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include <csignal>
 
 #include "scgi/log.hpp"
+#include "scgi/proxy/daemon_signals.hpp"
 #include "scgi/proxy/metrics_server.hpp"
 #include "scgi/proxy/proxy_server.hpp"
 
 namespace scgi::proxy {
 namespace {
-
-using asio::experimental::as_tuple;
 
 // Re-reads the file and applies it; `running` becomes the new configuration.
 void reload(ProxyServer& server, const std::string& path, Config& running) {
@@ -72,35 +67,18 @@ int run_proxy_daemon(const std::string& config_path, const Config& config) {
   log_info("scgi-proxy running with {} threads", server.thread_count());
 
   Config running = config;
-  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
-  signals.add(SIGUSR1);
-  auto handle_signals = [&]() -> asio::awaitable<void> {
-    for (;;) {
-      auto [ec, signal] = co_await signals.async_wait(as_tuple(asio::use_awaitable));
-      if (ec) co_return;
-      if (signal == SIGHUP) {
-        reload(server, config_path, running);
-      } else if (signal == SIGUSR1) {
-        server.reopen_logs();
-      } else {
-        const auto timeout = running.proxy.shutdown_timeout;
-        log_info("signal {}: stopping; requests in flight finish within {}", signal,
-                 format_duration(timeout));
-        co_await server.shut_down(timeout);
-        signals.cancel();
-        control.stop();
-        co_return;
-      }
-    }
-  };
-  asio::co_spawn(control, handle_signals, [](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& error) {
-      log_error("signal handling failed: {}", error.what());
-    }
-  });
+  handle_daemon_signals(control, {.reload = [&]() -> asio::awaitable<void> {
+                                    reload(server, config_path, running);
+                                    co_return;
+                                  },
+                                  .reopen_logs = [&] { server.reopen_logs(); },
+                                  .stop = [&](int signal) -> asio::awaitable<void> {
+                                    const auto timeout = running.proxy.shutdown_timeout;
+                                    log_info(
+                                        "signal {}: stopping; requests in flight finish within {}",
+                                        signal, format_duration(timeout));
+                                    co_await server.shut_down(timeout);
+                                  }});
   control.run();
   log_info("scgi-proxy stopped");
   return 0;

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "scgi/proxy/metric_families.hpp"
 #include "scgi/proxy/pool.hpp"
 
 namespace scgi::proxy {
@@ -10,28 +11,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-MetricFamily family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
-
-ClientMetric gauge(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  return m;
-}
-
-ClientMetric counter(std::vector<ClientMetric::Label> labels, double value) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  m.counter.value = value;
-  return m;
-}
 
 ClientMetric histogram(std::vector<ClientMetric::Label> labels, const HistogramSnapshot& h) {
   ClientMetric m;
@@ -52,70 +31,72 @@ constexpr const char* kErrorKinds[] = {"connect", "reset", "timeout"};
 }  // namespace
 
 std::vector<MetricFamily> ProxyMetrics::Collect() const {
-  auto requests =
-      family("scgi_requests_total", "Requests answered, by status code.", MetricType::Counter);
-  auto duration = family("scgi_request_duration_seconds",
-                         "Time from accepting a request to closing it.", MetricType::Histogram);
+  auto requests = metric_family("scgi_requests_total", "Requests answered, by status code.",
+                                MetricType::Counter);
+  auto duration =
+      metric_family("scgi_request_duration_seconds", "Time from accepting a request to closing it.",
+                    MetricType::Histogram);
   auto queue_wait =
-      family("scgi_queue_wait_seconds", "Time requests waited in the queue for a free backend.",
-             MetricType::Histogram);
+      metric_family("scgi_queue_wait_seconds",
+                    "Time requests waited in the queue for a free backend.", MetricType::Histogram);
   auto queue_length =
-      family("scgi_queue_length", "Requests waiting for a free backend.", MetricType::Gauge);
-  auto queue_oldest = family("scgi_queue_oldest_seconds",
-                             "Age of the request at the head of the queue.", MetricType::Gauge);
+      metric_family("scgi_queue_length", "Requests waiting for a free backend.", MetricType::Gauge);
+  auto queue_oldest =
+      metric_family("scgi_queue_oldest_seconds", "Age of the request at the head of the queue.",
+                    MetricType::Gauge);
   auto queue_capacity =
-      family("scgi_queue_capacity", "The queue's limit (queue_size).", MetricType::Gauge);
-  auto in_flight =
-      family("scgi_requests_in_flight", "Requests a backend is serving now.", MetricType::Gauge);
+      metric_family("scgi_queue_capacity", "The queue's limit (queue_size).", MetricType::Gauge);
+  auto in_flight = metric_family("scgi_requests_in_flight", "Requests a backend is serving now.",
+                                 MetricType::Gauge);
   auto backend_up =
-      family("scgi_backend_up", "1 when the backend takes connections (and is not removed).",
-             MetricType::Gauge);
-  auto concurrency = family("scgi_backend_concurrency_limit",
-                            "Requests a backend may serve at once.", MetricType::Gauge);
+      metric_family("scgi_backend_up", "1 when the backend takes connections (and is not removed).",
+                    MetricType::Gauge);
+  auto concurrency = metric_family("scgi_backend_concurrency_limit",
+                                   "Requests a backend may serve at once.", MetricType::Gauge);
   auto backend_errors =
-      family("scgi_backend_errors_total", "Backend failures, by kind.", MetricType::Counter);
-  auto rejected = family("scgi_rejected_total", "Requests never sent to a backend, by reason.",
-                         MetricType::Counter);
-  auto retries =
-      family("scgi_retries_total", "Requests tried again on another backend.", MetricType::Counter);
-  auto bytes =
-      family("scgi_bytes_total", "Bytes from (in) and to (out) clients.", MetricType::Counter);
+      metric_family("scgi_backend_errors_total", "Backend failures, by kind.", MetricType::Counter);
+  auto rejected = metric_family(
+      "scgi_rejected_total", "Requests never sent to a backend, by reason.", MetricType::Counter);
+  auto retries = metric_family("scgi_retries_total", "Requests tried again on another backend.",
+                               MetricType::Counter);
+  auto bytes = metric_family("scgi_bytes_total", "Bytes from (in) and to (out) clients.",
+                             MetricType::Counter);
 
   for (const auto& pool : pools_()) {
     const std::string& name = pool->name();
     const PoolStatsSnapshot stats = pool->stats().snapshot();
     for (std::size_t i = 0; i < stats.requests_by_code.size(); ++i) {
       if (stats.requests_by_code[i] == 0) continue;
-      requests.metric.push_back(
-          counter({{"code", std::to_string(kFirstCode + static_cast<int>(i))}, {"pool", name}},
-                  static_cast<double>(stats.requests_by_code[i])));
+      requests.metric.push_back(counter_metric(
+          {{"code", std::to_string(kFirstCode + static_cast<int>(i))}, {"pool", name}},
+          static_cast<double>(stats.requests_by_code[i])));
     }
     duration.metric.push_back(histogram({{"pool", name}}, stats.request_duration));
     queue_wait.metric.push_back(histogram({{"pool", name}}, stats.queue_wait));
     queue_length.metric.push_back(
-        gauge({{"pool", name}}, static_cast<double>(pool->queue_length())));
+        gauge_metric({{"pool", name}}, static_cast<double>(pool->queue_length())));
     queue_oldest.metric.push_back(
-        gauge({{"pool", name}}, std::chrono::duration<double>(pool->oldest_wait()).count()));
+        gauge_metric({{"pool", name}}, std::chrono::duration<double>(pool->oldest_wait()).count()));
     queue_capacity.metric.push_back(
-        gauge({{"pool", name}}, static_cast<double>(pool->settings()->queue_size)));
+        gauge_metric({{"pool", name}}, static_cast<double>(pool->settings()->queue_size)));
     for (std::size_t i = 0; i < kRejectReasons.size(); ++i)
-      rejected.metric.push_back(counter({{"pool", name}, {"reason", kRejectReasons[i]}},
-                                        static_cast<double>(stats.rejected[i])));
-    retries.metric.push_back(counter({{"pool", name}}, static_cast<double>(stats.retries)));
+      rejected.metric.push_back(counter_metric({{"pool", name}, {"reason", kRejectReasons[i]}},
+                                               static_cast<double>(stats.rejected[i])));
+    retries.metric.push_back(counter_metric({{"pool", name}}, static_cast<double>(stats.retries)));
     bytes.metric.push_back(
-        counter({{"direction", "in"}, {"pool", name}}, static_cast<double>(stats.bytes_in)));
-    bytes.metric.push_back(
-        counter({{"direction", "out"}, {"pool", name}}, static_cast<double>(stats.bytes_out)));
+        counter_metric({{"direction", "in"}, {"pool", name}}, static_cast<double>(stats.bytes_in)));
+    bytes.metric.push_back(counter_metric({{"direction", "out"}, {"pool", name}},
+                                          static_cast<double>(stats.bytes_out)));
 
     for (const auto& backend : pool->backends()) {
       const std::vector<ClientMetric::Label> labels{{"backend", backend->name()}, {"pool", name}};
-      in_flight.metric.push_back(gauge(labels, backend->in_flight()));
-      backend_up.metric.push_back(gauge(labels, backend->up() ? 1 : 0));
-      concurrency.metric.push_back(gauge(labels, backend->concurrency()));
+      in_flight.metric.push_back(gauge_metric(labels, backend->in_flight()));
+      backend_up.metric.push_back(gauge_metric(labels, backend->up() ? 1 : 0));
+      concurrency.metric.push_back(gauge_metric(labels, backend->concurrency()));
       for (int kind = 0; kind < 3; ++kind) {
         auto with_kind = labels;
         with_kind.insert(with_kind.begin() + 1, {"kind", kErrorKinds[kind]});
-        backend_errors.metric.push_back(counter(
+        backend_errors.metric.push_back(counter_metric(
             with_kind, static_cast<double>(backend->errors(static_cast<BackendErrorKind>(kind)))));
       }
     }

@@ -17,18 +17,6 @@ namespace {
 
 using asio::experimental::as_tuple;
 
-// Logs what escaped a coroutine instead of dropping it (never `detached`).
-auto log_failure(std::string what) {
-  return [what = std::move(what)](std::exception_ptr e) {
-    if (!e) return;
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& error) {
-      log_error("{} failed: {}", what, error.what());
-    }
-  };
-}
-
 std::uint32_t thread_count_for(std::uint32_t configured) {
   if (configured != 0) return configured;
   return std::max(1u, std::thread::hardware_concurrency());
@@ -96,6 +84,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     if (!pool) {
       pool = std::make_shared<Pool>(pool_config, contexts_.size() + 1);
       watch_backend_health(pool);
+      if (pool_created_) pool_created_(pool);  // before its listener can accept
       std::lock_guard lock(pools_mutex_);
       pools_[pool_config.name].pool = pool;
     } else {

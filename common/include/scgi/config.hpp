@@ -118,6 +118,8 @@ struct PoolConfig {
   Milliseconds stop_timeout{10'000};
   RestartBackoff restart_backoff;
   Milliseconds ready_timeout{10'000};
+  // A dynamic pool retires a worker once it could have done without one for this long.
+  Milliseconds idle_timeout{30'000};
 
   bool is_dynamic() const { return min_workers != max_workers; }
 };

@@ -5,6 +5,9 @@
 
 #include <fmt/format.h>
 
+#include <exception>
+#include <functional>
+#include <string>
 #include <string_view>
 
 namespace scgi {
@@ -32,6 +35,10 @@ template <class... Args>
 void log_error(fmt::format_string<Args...> format, Args&&... args) {
   log(LogLevel::error, format, std::forward<Args>(args)...);
 }
+
+// A completion handler for asio::co_spawn that logs what escaped the
+// coroutine ("WHAT failed: reason") instead of dropping it as `detached` does.
+std::function<void(std::exception_ptr)> log_failure(std::string what);
 
 // "2026-11-24T20:10:28.123Z": UTC with milliseconds, for every log the product writes.
 std::string utc_timestamp();

@@ -16,6 +16,8 @@
 //   head_only=1  headers only, no body
 //   digest=1     the body is "length=N fnv1a=HEX" of the request body, read whole first
 //                (what a front end that buffers, such as nginx, can carry for any size)
+//   grow_kb=N    keep N KiB more memory for the rest of the process's life (a leak,
+//                for memory-limit recycling)
 // Every answer carries X-Worker-Pid and X-Request-Count (requests answered by
 // this process, this one included), and X-Worker-Name with --name.
 #include <fcntl.h>
@@ -35,10 +37,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "scgi/error_response.hpp"
 #include "scgi/log.hpp"
@@ -79,6 +83,7 @@ struct Behaviour {
   bool echo = false;
   bool head_only = false;
   bool digest = false;
+  std::uint64_t grow_kb = 0;
 };
 
 // 64-bit FNV-1a, enough to tell a body arrived intact.
@@ -89,6 +94,13 @@ struct Fnv1a {
       hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
   }
 };
+
+// Memory kept on purpose and touched, so that it is resident.
+void leak(std::uint64_t kib) {
+  static std::vector<std::unique_ptr<char[]>> kept;
+  kept.push_back(std::make_unique<char[]>(kib * 1024));
+  std::memset(kept.back().get(), 1, kib * 1024);
+}
 
 std::optional<std::uint64_t> parse_number(std::string_view text) {
   std::uint64_t value = 0;
@@ -117,6 +129,7 @@ Behaviour read_behaviour(std::string_view query) {
     if (key == "echo") behaviour.echo = *value != 0;
     if (key == "head_only") behaviour.head_only = *value != 0;
     if (key == "digest") behaviour.digest = *value != 0;
+    if (key == "grow_kb") behaviour.grow_kb = *value;
   }
   return behaviour;
 }
@@ -305,6 +318,7 @@ SampleWorker::Ending SampleWorker::handle(int fd, const scgi::RequestParser& par
         digest.add(std::string_view(buffer_.data(), static_cast<std::size_t>(got)));
     }
   }
+  if (behaviour.grow_kb > 0) leak(behaviour.grow_kb);
   if (behaviour.sleep_ms > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(behaviour.sleep_ms));
   if (behaviour.fail) {
@@ -521,7 +535,7 @@ int run(const Options& options) {
 int main(int argc, char** argv) {
   CLI::App app{
       "A sample single-threaded SCGI worker whose behaviour each request picks from its "
-      "query string (sleep_ms, fail, close, status, size, echo, head_only, digest).",
+      "query string (sleep_ms, fail, close, status, size, echo, head_only, digest, grow_kb).",
       "scgi-sample-worker"};
   Options options;
   int port = 0;

@@ -71,8 +71,9 @@ def read_request(conn):
 
 def answer(conn, status, text):
     payload = text.encode()
-    conn.sendall(b"Status: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
-                 % (status.encode(), len(payload), payload))
+    conn.sendall(b"Status: %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                 b"X-Worker-Pid: %d\r\n\r\n%s"
+                 % (status.encode(), len(payload), os.getpid(), payload))
 
 
 def main():

@@ -22,32 +22,6 @@ std::string pool_config(const Address& listen, const std::vector<Address>& backe
   return one_pool_config({.listen = listen, .backends = backends, .pool_keys = extra});
 }
 
-// scgi-load's JSON report, once it has finished.
-nlohmann::json finish_load(Process& load) {
-  const auto status = load.wait(60s);
-  REQUIRE(status.has_value());
-  const std::string output = load.log();
-  const auto start = output.find('{');
-  REQUIRE(start != std::string::npos);
-  return nlohmann::json::parse(output.substr(start));
-}
-
-Process start_load(const TempDir& dir, const Address& target, const std::string& duration,
-                   const std::string& name, const std::string& query = "") {
-  std::vector<std::string> argv{built_binary("scgi-load"),
-                                "--connect",
-                                target.to_string(),
-                                "--connections",
-                                "8",
-                                "--duration",
-                                duration,
-                                "--json",
-                                "--timeout",
-                                "10s"};
-  if (!query.empty()) argv.insert(argv.end(), {"--query", query});
-  return Process::start(argv, dir.file(name));
-}
-
 }  // namespace
 
 TEST_CASE("SIGHUP swaps backends under load without a failed request", "[proxy][reload]") {
@@ -58,7 +32,7 @@ TEST_CASE("SIGHUP swaps backends under load without a failed request", "[proxy][
   const Address listen = loopback(free_port());
   ProxyProcess proxy(dir, pool_config(listen, {a.address(), b.address()}), listen);
 
-  Process load = start_load(dir, listen, "3s", "load.json", "sleep_ms=2");
+  Process load = start_load(dir, listen, "3s", "load.json", {"--query", "sleep_ms=2"});
   std::this_thread::sleep_for(700ms);
   // b leaves, c joins, timeouts change: in-flight requests on b finish.
   dir.write("proxy.toml", pool_config(listen, {a.address(), c.address()},

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <signal.h>
 #include <unistd.h>
 
 namespace scgi::test {
@@ -89,6 +90,109 @@ std::string toml_addresses(const std::vector<Address>& addresses) {
   for (std::size_t i = 0; i < addresses.size(); ++i)
     out += (i ? ", \"" : "\"") + addresses[i].to_string() + "\"";
   return out + "]";
+}
+
+Process start_load(const TempDir& dir, const Address& target, const std::string& duration,
+                   const std::string& name, const std::vector<std::string>& extra) {
+  std::vector<std::string> argv{built_binary("scgi-load"),
+                                "--connect",
+                                target.to_string(),
+                                "--connections",
+                                "8",
+                                "--duration",
+                                duration,
+                                "--json",
+                                "--timeout",
+                                "10s"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return Process::start(argv, dir.file(name));
+}
+
+nlohmann::json finish_load(Process& load) {
+  if (!load.wait(60s)) return {};
+  const std::string output = load.log();
+  const auto start = output.find('{');
+  if (start == std::string::npos) return {};
+  return nlohmann::json::parse(output.substr(start), nullptr, false);
+}
+
+std::vector<std::string> sample_worker_command(std::vector<std::string> extra) {
+  std::vector<std::string> argv{built_binary("scgi-sample-worker")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+std::string managed_pool_config(const ManagedPool& spec, const std::string& control_socket) {
+  std::string command = "[";
+  for (std::size_t i = 0; i < spec.command.size(); ++i)
+    command += (i ? ", " : "") + nlohmann::json(spec.command[i]).dump();
+  command += "]";
+  return "[manager]\ncontrol_socket = \"" + control_socket + "\"\n" + spec.manager_keys +
+         "\n[proxy]\nthreads = 2\n[metrics]\nlisten = \"127.0.0.1:" +
+         std::to_string(spec.metrics_port) + "\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
+         spec.listen.to_string() + "\"\ncommand = " + command +
+         "\nenv = { PATH = \"/usr/local/bin:/usr/bin:/bin\" }\n" + spec.pool_keys + "\n";
+}
+
+ManagerProcess::ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_workers)
+    : config_path_(dir.file("scgi.toml")), control_socket_(dir.file("scgi.sock")) {
+  if (spec.metrics_port == 0) spec.metrics_port = free_port();
+  metrics_port_ = spec.metrics_port;
+  dir.write("scgi.toml", managed_pool_config(spec, control_socket_));
+  process_ = Process::start({built_binary("scgi-manager"), "--config", config_path_},
+                            dir.file("manager.log"));
+  if (!wait_until_accepting(spec.listen) || !wait_workers("ready", ready_workers))
+    throw std::runtime_error("scgi-manager did not start: " + process_.log());
+}
+
+std::string ManagerProcess::scrape() const {
+  return http_get(metrics_port_, "/metrics");
+}
+
+double ManagerProcess::workers(const std::string& state) const {
+  return metric_value(scrape(), "scgi_workers{pool=\"app\",state=\"" + state + "\"}");
+}
+
+double ManagerProcess::restarts(const std::string& reason) const {
+  return metric_value(scrape(),
+                      "scgi_worker_restarts_total{pool=\"app\",reason=\"" + reason + "\"}");
+}
+
+bool ManagerProcess::wait_workers(const std::string& state, int count,
+                                  std::chrono::milliseconds timeout) {
+  return eventually([&] { return workers(state) == count; }, timeout);
+}
+
+std::set<pid_t> ManagerProcess::worker_pids() const {
+  return child_pids(process_.pid());
+}
+
+std::set<pid_t> child_pids(pid_t parent) {
+  std::set<pid_t> children;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat;
+    std::getline(in, stat);
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 2));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == parent && state != "Z") children.insert(std::stoi(name));
+  }
+  return children;
+}
+
+bool process_exists(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && stat.substr(close + 2, 1) != "Z";
 }
 
 }  // namespace scgi::test

@@ -1,8 +1,12 @@
 // The pieces every integration test starts: a scratch folder, sample workers
-// on free ports, and scgi-proxy with a configuration written for the test.
+// on free ports, scgi-proxy or scgi-manager with a configuration written for
+// the test, and scgi-load runs.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,5 +78,57 @@ std::string one_pool_config(const OnePool& spec);
 
 // TOML list of quoted addresses: ["127.0.0.1:1", "127.0.0.1:2"].
 std::string toml_addresses(const std::vector<Address>& addresses);
+
+// scgi-load in the background (closed loop, 8 connections, --json); `extra`
+// are more of its options, e.g. {"--query", "sleep_ms=2"}.
+Process start_load(const TempDir& dir, const Address& target, const std::string& duration,
+                   const std::string& name, const std::vector<std::string>& extra = {});
+// Its JSON report once it has finished (waits up to a minute); empty if none.
+nlohmann::json finish_load(Process& load);
+
+// An scgi-manager file with one pool "app" of workers for a test.
+struct ManagedPool {
+  Address listen;
+  std::vector<std::string> command;  // argv of the worker
+  std::string pool_keys{};           // more lines for [[pool]], e.g. "workers = 2"
+  std::uint16_t metrics_port = 0;    // 0: a free one is picked
+  std::string manager_keys{};        // more lines for [manager]
+};
+
+// scgi-manager running a ManagedPool, with metrics and a control socket in
+// `dir`; ready when `ready_workers` workers of "app" are ready.
+class ManagerProcess {
+ public:
+  ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_workers);
+  Process& process() { return process_; }
+  const std::string& config_path() const { return config_path_; }
+  const std::string& control_socket() const { return control_socket_; }
+  std::uint16_t metrics_port() const { return metrics_port_; }
+  // One scrape of /metrics.
+  std::string scrape() const;
+  // scgi_workers{pool="app",state=STATE}; -1 when the scrape fails.
+  double workers(const std::string& state) const;
+  // scgi_worker_restarts_total{pool="app",reason=REASON}.
+  double restarts(const std::string& reason) const;
+  // Waits until `count` workers of "app" are in `state`.
+  bool wait_workers(const std::string& state, int count, std::chrono::milliseconds timeout = 20s);
+  // The worker processes it runs now (its direct children).
+  std::set<pid_t> worker_pids() const;
+
+ private:
+  std::string config_path_;
+  std::string control_socket_;
+  std::uint16_t metrics_port_ = 0;
+  Process process_;
+};
+
+std::string managed_pool_config(const ManagedPool& spec, const std::string& control_socket);
+
+// The sample worker as a pool's command.
+std::vector<std::string> sample_worker_command(std::vector<std::string> extra = {});
+
+// Children of a process, from /proc (direct children only).
+std::set<pid_t> child_pids(pid_t parent);
+bool process_exists(pid_t pid);
 
 }  // namespace scgi::test

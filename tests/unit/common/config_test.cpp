@@ -864,6 +864,19 @@ TEST_CASE("min_workers above max_workers, or max_workers 0, is refused", "[confi
               "max_workers must be at least 1, not 0");
 }
 
+TEST_CASE("idle_timeout sets how soon a dynamic pool shrinks, and only there", "[config]") {
+  CHECK(config_of(kManagerMinimal).pools[0].idle_timeout == Milliseconds(30'000));
+  const auto config =
+      config_of(std::string(kManagerMinimal)
+                    .append("min_workers = 1\nmax_workers = 4\nidle_timeout = \"5s\"\n"));
+  CHECK(config.pools[0].idle_timeout == Milliseconds(5'000));
+  check_error(std::string(kManagerMinimal).append("workers = 2\nidle_timeout = \"5s\"\n"), "5:1",
+              "idle_timeout only applies to a pool that grows and shrinks");
+  check_error(std::string(kManagerMinimal)
+                  .append("min_workers = 1\nmax_workers = 4\nidle_timeout = \"0s\"\n"),
+              "6:16", "idle_timeout must be longer than 0");
+}
+
 // ---------------------------------------------------------------------------
 // Worker settings
 

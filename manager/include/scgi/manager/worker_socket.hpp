@@ -18,8 +18,10 @@ namespace scgi::manager {
 class WorkerSocket {
  public:
   // `runtime_dir` holds Unix sockets (unix and inherit modes use none for TCP).
+  // `instance` tells apart the sockets of a worker and its replacement, which
+  // run side by side for a moment while one takes over from the other.
   static Result<WorkerSocket> prepare(const PoolConfig& pool, std::uint32_t worker_index,
-                                      const std::string& runtime_dir);
+                                      const std::string& runtime_dir, std::uint32_t instance = 0);
   WorkerSocket(WorkerSocket&& other) noexcept;
   WorkerSocket& operator=(WorkerSocket&& other) noexcept;
   WorkerSocket(const WorkerSocket&) = delete;

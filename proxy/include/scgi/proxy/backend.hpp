@@ -32,9 +32,10 @@ class Backend {
   std::uint32_t concurrency() const { return concurrency_.load(std::memory_order_relaxed); }
   void set_concurrency(std::uint32_t concurrency);
 
-  Membership membership() const { return membership_.load(std::memory_order_acquire); }
+  // Sequentially consistent: the drain handshake in Pool::try_pick relies on it.
+  Membership membership() const { return membership_.load(std::memory_order_seq_cst); }
   void set_membership(Membership membership) {
-    membership_.store(membership, std::memory_order_release);
+    membership_.store(membership, std::memory_order_seq_cst);
   }
   bool up() const { return up_.load(std::memory_order_acquire); }
   // Ready, undrained and healthy: the balancer may choose it.

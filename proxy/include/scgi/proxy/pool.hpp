@@ -16,6 +16,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -99,8 +100,11 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::function<void(const std::shared_ptr<Backend>&)> idle;
     // Connect failures marked it down: start probing it.
     std::function<void(const std::shared_ptr<Backend>&)> down;
-    // A request on it passed request_timeout (the worker may be stuck).
-    std::function<void(const std::shared_ptr<Backend>&)> timed_out;
+    // A request on it passed request_timeout (the worker may be stuck): which
+    // request, and how long it had taken since it arrived.
+    std::function<void(const std::shared_ptr<Backend>&, std::string_view uri,
+                       std::chrono::nanoseconds elapsed)>
+        timed_out;
   };
   void set_events(Events events) { events_ = std::move(events); }
   const Events& events() const { return events_; }

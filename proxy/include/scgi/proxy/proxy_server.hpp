@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,12 @@ class ProxyServer {
   // Reopens the access log (SIGUSR1, after logrotate).
   void reopen_logs();
 
+  // Called on the control thread for each pool apply() creates, before it
+  // serves: the place for a pool's owner to set the pool's events.
+  void on_pool_created(std::function<void(const std::shared_ptr<Pool>&)> callback) {
+    pool_created_ = std::move(callback);
+  }
+
   std::shared_ptr<Pool> find_pool(const std::string& name) const;
   std::vector<std::shared_ptr<Pool>> pools() const;
   const std::shared_ptr<ProxyMetrics>& metrics() const { return metrics_; }
@@ -78,6 +85,7 @@ class ProxyServer {
   std::shared_ptr<ProxyMetrics> metrics_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
+  std::function<void(const std::shared_ptr<Pool>&)> pool_created_;
 };
 
 }  // namespace scgi::proxy

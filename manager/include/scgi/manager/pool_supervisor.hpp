@@ -1,0 +1,132 @@
+// One pool's workers: starts them, routes them into the pool's balancer once
+// ready, replaces the ones that die (with backoff), recycles, scales and
+// stops them, and carries out scgictl's commands for the pool. Every worker
+// follows the state × event table of worker_state.hpp; this class only feeds
+// it events (process exits, probes, timers, the balancer's drain reports) and
+// carries out the actions that come back. Runs on the manager's control
+// thread only; the balancer's events are posted there.
+#pragma once
+
+#include <sys/types.h>
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "scgi/config.hpp"
+#include "scgi/control_protocol.hpp"
+#include "scgi/manager/restart_policy.hpp"
+#include "scgi/manager/scaler.hpp"
+#include "scgi/manager/worker_socket.hpp"
+#include "scgi/manager/worker_state.hpp"
+#include "scgi/proxy/pool.hpp"
+#include "scgi/result.hpp"
+
+namespace scgi::manager {
+
+class WorkerLogs;
+
+class PoolSupervisor {
+ public:
+  PoolSupervisor(asio::io_context& control, PoolConfig config, std::shared_ptr<proxy::Pool> pool,
+                 WorkerLogs& logs, std::string runtime_dir);
+  ~PoolSupervisor();
+  PoolSupervisor(const PoolSupervisor&) = delete;
+  PoolSupervisor& operator=(const PoolSupervisor&) = delete;
+
+  const std::string& name() const { return config_.name; }
+
+  // Starts the pool's workers and its timers.
+  void start();
+  // A reload: new settings apply to workers started from now on; a changed
+  // command, environment or identity rolls the pool onto it.
+  void update(PoolConfig config);
+  // Stops every worker (drain, SIGTERM, SIGKILL at stop_timeout) and returns
+  // once none is left.
+  asio::awaitable<void> stop_all();
+
+  // A child process ended: true if it was one of this pool's workers.
+  bool on_exit(pid_t pid, int wait_status);
+
+  control::PoolStatus status() const;
+
+  // scgictl's commands; `worker` nullopt = the whole pool. Messages for the user.
+  Result<std::string> start_workers(std::optional<std::uint32_t> worker);
+  Result<std::string> stop_workers(std::optional<std::uint32_t> worker);
+  asio::awaitable<Result<std::string>> restart_workers(std::optional<std::uint32_t> worker);
+  Result<std::string> scale(std::uint32_t workers);
+  Result<std::string> set_drained(std::uint32_t worker, bool drained);
+  // Completes once nothing is in flight on the worker (bounded by `limit`).
+  asio::awaitable<Result<std::string>> wait_drained(std::uint32_t worker,
+                                                    std::chrono::milliseconds limit);
+  bool has_worker(std::uint32_t worker) const;
+
+ private:
+  struct Worker;
+  using WorkerPtr = std::shared_ptr<Worker>;
+  enum class RestartReason { exit, signal, recycle, health };
+
+  // The state machine's driver.
+  void feed(WorkerPtr worker, WorkerEvent event);
+  void carry_out(const WorkerPtr& worker, WorkerAction action);
+  void spawn(const WorkerPtr& worker);
+  void spawn_failed(const WorkerPtr& worker);
+  void probe(const WorkerPtr& worker);
+  void route(const WorkerPtr& worker);
+  void drain(const WorkerPtr& worker);
+  void unroute(const WorkerPtr& worker);
+  void signal_group(const WorkerPtr& worker, int signal);
+  void count_failure(const WorkerPtr& worker);
+  void arm_deadline(const WorkerPtr& worker, std::chrono::nanoseconds after, WorkerEvent event);
+  void post_event(const WorkerPtr& worker, WorkerEvent event);
+  void after_transition(const WorkerPtr& worker);
+
+  // Workers coming and going.
+  WorkerPtr add_worker(std::uint32_t index, bool replacement);
+  std::uint32_t free_index() const;
+  void retire(const WorkerPtr& worker);
+  void replace(const WorkerPtr& worker, RestartReason reason, std::string why);
+  bool replacing() const;
+
+  // Every kTick: readiness bookkeeping, recycling, scaling; usage every second.
+  asio::awaitable<void> tick_loop();
+  void tick(Clock::time_point now, bool sample_usage);
+  void check_limits(const WorkerPtr& worker, Clock::time_point now);
+  void apply_scaling(Clock::time_point now);
+  std::uint32_t wanted_count() const;
+
+  // The balancer's reports, posted to the control thread.
+  void on_backend_idle(const std::shared_ptr<proxy::Backend>& backend);
+  void on_backend_timed_out(const std::shared_ptr<proxy::Backend>& backend, std::string uri,
+                            std::chrono::nanoseconds elapsed);
+  WorkerPtr find_by_backend(const proxy::Backend* backend) const;
+  std::vector<WorkerPtr> find_by_index(std::uint32_t index) const;
+  std::string worker_name(const Worker& worker) const;
+  void count_restart(RestartReason reason);
+
+  asio::io_context& control_;
+  PoolConfig config_;
+  std::shared_ptr<proxy::Pool> pool_;
+  WorkerLogs& logs_;
+  std::string runtime_dir_;
+
+  std::list<WorkerPtr> workers_;  // in index order; a worker and its replacement side by side
+  std::uint32_t target_;          // workers wanted (the scaler moves it in a dynamic pool)
+  std::uint32_t next_instance_ = 1;
+  FailingDetector failing_;
+  Scaler scaler_;
+  std::map<RestartReason, std::uint64_t> restarts_;
+  std::mt19937 random_;
+  asio::steady_timer tick_timer_;
+  bool stopping_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted callbacks
+};
+
+}  // namespace scgi::manager

@@ -1,0 +1,109 @@
+#include "scgi/manager/manager_daemon.hpp"
+
+#include <stdlib.h>
+#include <unistd.h>
+#include <asio/io_context.hpp>
+
+#include <csignal>
+#include <filesystem>
+
+#include "scgi/log.hpp"
+#include "scgi/manager/control_server.hpp"
+#include "scgi/manager/manager_metrics.hpp"
+#include "scgi/manager/supervisor.hpp"
+#include "scgi/proxy/daemon_signals.hpp"
+#include "scgi/proxy/metrics_server.hpp"
+#include "scgi/proxy/proxy_server.hpp"
+
+namespace scgi::manager {
+namespace {
+
+// A private folder (0700) for the workers' Unix sockets: $RUNTIME_DIRECTORY
+// under systemd, else the system's temporary folder.
+Result<std::string> make_runtime_dir() {
+  const char* base = std::getenv("RUNTIME_DIRECTORY");
+  std::string pattern = std::string(base && *base ? base : "/tmp") + "/scgi-manager.XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr)
+    return Result<std::string>::fail("cannot create a runtime folder " + pattern + ": " +
+                                     std::strerror(errno));
+  return Result<std::string>::ok(pattern);
+}
+
+}  // namespace
+
+int run_manager_daemon(const std::string& config_path, const Config& config) {
+  ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
+  auto runtime_dir = make_runtime_dir();
+  if (!runtime_dir) {
+    log_error("{}", runtime_dir.error());
+    return 1;
+  }
+  struct RemoveOnExit {
+    std::string path;
+    ~RemoveOnExit() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  } remove_runtime_dir{runtime_dir.value()};
+
+  asio::io_context control(1);
+  proxy::ProxyServer server(control, config.proxy.threads);
+  Config running = config;
+  running.path = config_path;
+  Supervisor supervisor(control, server, running, runtime_dir.value());
+
+  // First the control socket: if another manager runs on it, start nothing.
+  ControlServer control_server(control, config.manager.control_socket, config.manager.control_group,
+                               supervisor);
+  std::string control_error;
+  if (!control_server.open(control_error)) {
+    log_error("{}", control_error);
+    log_error("not starting: fix the control socket (or stop the manager that uses it)");
+    return 1;
+  }
+
+  // The supervisor's metrics next to the balancer's, on the same /metrics.
+  auto manager_metrics =
+      std::make_shared<ManagerMetrics>([&supervisor] { return supervisor.snapshot(); });
+  std::unique_ptr<proxy::MetricsServer> metrics;
+  if (config.metrics.listen) {
+    std::string error;
+    metrics = proxy::MetricsServer::start(*config.metrics.listen, error);
+    if (!metrics) {
+      log_error("{}", error);
+      return 1;
+    }
+    metrics->add(server.metrics());
+    metrics->add(manager_metrics);
+    log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
+  }
+  std::vector<std::string> errors;
+  if (!supervisor.start(errors)) {
+    for (const std::string& error : errors)
+      log_error("{}", error);
+    log_error("not starting: fix the errors above");
+    return 1;
+  }
+  server.start();
+  log_info("scgi-manager running: {} pools, {} proxy threads", config.pools.size(),
+           server.thread_count());
+
+  proxy::handle_daemon_signals(
+      control, {.reload = [&]() -> asio::awaitable<void> { co_await supervisor.reload(); },
+                .reopen_logs = [&] { supervisor.reopen_logs(); },
+                .stop = [&](int signal) -> asio::awaitable<void> {
+                  const auto timeout = config.manager.shutdown_timeout;
+                  log_info(
+                      "signal {}: stopping; requests in flight finish within {}, then the workers "
+                      "stop",
+                      signal, format_duration(timeout));
+                  co_await server.shut_down(timeout);
+                  co_await supervisor.stop_all();
+                  control_server.close();
+                }});
+  control.run();
+  log_info("scgi-manager stopped");
+  return 0;
+}
+
+}  // namespace scgi::manager
