@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 once=false
 [ "${1:-}" = "--once" ] && once=true
 
-scripts/install-deps.sh build
-command -v python3 >/dev/null || scripts/install-deps.sh test
+scripts/install-deps.sh demo
 cmake --preset release -DSCGI_BUILD_TESTS=OFF >/dev/null
 cmake --build --preset release -j "$(nproc)" \
   --target scgi-proxy scgi-manager scgictl scgi-sample-worker scgi-load
@@ -88,6 +87,9 @@ sleep 1
 victim=$("${ctl[@]}" --json status demo | grep -o '"pid":[1-9][0-9]*' | head -n 1 | cut -d: -f2 || true)
 [ -n "$victim" ] && kill -KILL "$victim"
 wait "$load"
+echo "== 200 requests to pool python" >&2
+"$bin/scgi-load" --connect "127.0.0.1:$((port + 1))" --connections 4 --requests 200 |
+  grep -E '^(requests|throughput)'
 sleep 0.5
 
 echo "== scgictl status" >&2
@@ -96,7 +98,7 @@ echo "== scgictl status" >&2
 echo "== A few of the metrics at http://127.0.0.1:$metrics_port/metrics" >&2
 exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"
 printf 'GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n' >&3
-grep -E '^scgi_(requests_total|workers|worker_restarts_total)\\{' <&3 | grep -v ' 0$' || true
+grep -E '^scgi_(requests_total|workers|worker_restarts_total)[{]' <&3 | grep -v ' 0$' || true
 exec 3<&-
 
 $once && exit 0

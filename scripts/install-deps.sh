@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages a task needs, only those that are missing.
-# Usage: scripts/install-deps.sh build|test|fuzz ...   (runs apt-get as root, or through sudo)
+# Usage: scripts/install-deps.sh build|test|fuzz|demo ...   (runs apt-get as root, or through sudo)
 set -euo pipefail
 
 build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev prometheus-cpp-dev
@@ -10,6 +10,8 @@ build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev promethe
 # sample workers' runtimes (python3; perl with libscgi-perl for hello.pl).
 test=(catch2 nginx-light curl prometheus python3 libscgi-perl)
 fuzz=(clang libclang-rt-14-dev)
+# The demo runs a pool of the Python sample worker.
+demo=(python3)
 
 wanted=()
 for group in "$@"; do
@@ -17,7 +19,8 @@ for group in "$@"; do
     build) wanted+=("${build[@]}") ;;
     test) wanted+=("${build[@]}" "${test[@]}") ;;
     fuzz) wanted+=("${build[@]}" "${fuzz[@]}") ;;
-    *) echo "install-deps: unknown group '$group' (build, test, fuzz)" >&2; exit 2 ;;
+    demo) wanted+=("${build[@]}" "${demo[@]}") ;;
+    *) echo "install-deps: unknown group '$group' (build, test, fuzz, demo)" >&2; exit 2 ;;
   esac
 done
 

@@ -68,7 +68,11 @@ void Supervisor::sync_pools(const Config& config) {
   for (const PoolConfig& pool : config.pools) {
     if (pool.kind != PoolKind::command) continue;
     wanted.insert(pool.name);
-    if (auto it = pools_.find(pool.name); it != pools_.end()) it->second->update(pool);
+    if (auto it = pools_.find(pool.name); it != pools_.end()) {
+      it->second->update(pool);
+    } else if (auto existing = proxy_.find_pool(pool.name)) {
+      create_pool(existing);  // a pool of fixed backends that now runs workers
+    }
   }
   for (auto it = pools_.begin(); it != pools_.end();) {
     if (wanted.count(it->first)) {
