@@ -6,13 +6,13 @@ library only; run it after a release build (cmake --preset release && cmake
   python3 tests/bench/manager_bench.py [--bin build/bin] [--runs 3]
 
   replace   4 sample workers (socket = inherit) under closed-loop load
-            (8 connections, sleep_ms=2); one worker is killed with SIGKILL
-            every 2 s. Time from the exit to the replacement being ready
+            (8 connections, sleep_ms=2); a different worker is killed with
+            SIGKILL every 2 s. Time from the exit to the replacement being ready
             (from the manager's log), and the requests that failed.
   recycle   the same pool with max_requests = 200 (and then max_rss) under
             load: how many recycles, and the requests that failed (must be 0).
   growth    a dynamic pool (min 1, max 8, concurrency 1) that suddenly gets
-            16 connections of sleep_ms=20: time from the first request to the
+            16 connections of sleep_ms=100: time from the first request to the
             first "growing" decision and until 8 workers are ready.
 
 Medians over --runs. Every process started is stopped by its PID; every wait
@@ -112,9 +112,11 @@ def replace_run(bin_dir: Path, work: Path) -> dict:
     try:
         manager.wait_ready(4)
         running = load(bin_dir, manager.listen, 9, "sleep_ms=2")
-        for _ in range(4):
+        for i in range(4):
             time.sleep(2)
-            victim = manager.workers()[0]["pid"]
+            # A different slot each time: each restart is that slot's first,
+            # so it waits restart_backoff[0] (100 ms), not a doubled delay.
+            victim = sorted(manager.workers(), key=lambda w: w["index"])[i]["pid"]
             os.kill(victim, signal.SIGKILL)
         result = report(running)
         manager.wait_ready(4)
@@ -151,7 +153,7 @@ def growth_run(bin_dir: Path, work: Path) -> dict:
         manager.wait_ready(1)
         started = time.time()
         # 16 connections need more than max_workers: the pool grows to its bound.
-        running = load(bin_dir, manager.listen, 6, "sleep_ms=20", connections=16)
+        running = load(bin_dir, manager.listen, 6, "sleep_ms=100", connections=16)
         all_ready = manager.wait_ready(8, timeout=30)
         result = report(running)
         first = next(stamp(l) for l in manager.lines() if "growing to" in l)
