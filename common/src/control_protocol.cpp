@@ -133,6 +133,12 @@ void to_json(json& out, const PoolStatus& pool) {
              {"max_workers", pool.max_workers},
              {"target_workers", pool.target_workers},
              {"queue_length", pool.queue_length},
+             {"state", pool.state},
+             {"in_flight", pool.in_flight},
+             {"requests", pool.requests},
+             {"request_rate", pool.request_rate},
+             {"latency_p50_seconds", pool.latency_p50_seconds},
+             {"latency_p99_seconds", pool.latency_p99_seconds},
              {"restarts", pool.restarts},
              {"workers", pool.workers}};
 }
@@ -146,6 +152,14 @@ void from_json(const json& in, PoolStatus& pool) {
   if (in.contains("max_workers")) in.at("max_workers").get_to(read.max_workers);
   if (in.contains("target_workers")) in.at("target_workers").get_to(read.target_workers);
   if (in.contains("queue_length")) in.at("queue_length").get_to(read.queue_length);
+  if (in.contains("state")) in.at("state").get_to(read.state);
+  if (in.contains("in_flight")) in.at("in_flight").get_to(read.in_flight);
+  if (in.contains("requests")) in.at("requests").get_to(read.requests);
+  if (in.contains("request_rate")) in.at("request_rate").get_to(read.request_rate);
+  if (in.contains("latency_p50_seconds"))
+    in.at("latency_p50_seconds").get_to(read.latency_p50_seconds);
+  if (in.contains("latency_p99_seconds"))
+    in.at("latency_p99_seconds").get_to(read.latency_p99_seconds);
   if (in.contains("restarts")) in.at("restarts").get_to(read.restarts);
   if (in.contains("workers")) in.at("workers").get_to(read.workers);
   pool = std::move(read);

@@ -31,34 +31,40 @@ int poll_timeout(std::optional<Clock::time_point> deadline) {
 }  // namespace
 
 std::string default_control_socket() {
-  const char* from_environment = std::getenv("SCGI_CONTROL_SOCKET");
+  const char* from_environment = std::getenv("SCGI_SOCKET");
   if (from_environment != nullptr && *from_environment != '\0') return from_environment;
   return std::string(kDefaultControlSocket);
 }
 
 std::string connect_failure_message(const std::string& path, int error) {
+  const std::string point_elsewhere =
+      "point --socket (or SCGI_SOCKET) at the control_socket of its configuration";
   std::string next;
   switch (error) {
     case EACCES:
     case EPERM:
-      next = "run as root, the manager's user, or a member of its control_group";
+      next =
+          "run scgictl as root, as the manager's user, or as a member of its [manager] "
+          "control_group";
       break;
     case ECONNREFUSED:
-      next =
-          "nothing accepts on it: scgi-manager is not running (the file is left from an earlier "
-          "run); start it, or check --socket";
+      next = fmt::format(
+          "nothing accepts on it, so scgi-manager is not running there (the file is left from "
+          "an earlier run); start it with scgi-manager --config FILE, or {}",
+          point_elsewhere);
       break;
     case EAGAIN:
-      next = "the manager did not accept the connection in time: it may be overloaded or stuck";
+      next =
+          "the manager did not accept the connection in time: it may be overloaded or stuck; "
+          "try again, and see its log";
       break;
     default:
       next = fmt::format(
-          "is scgi-manager running? is --socket right? (scgictl uses --socket, else "
-          "$SCGI_CONTROL_SOCKET, else {}; the manager listens where [manager] control_socket says)",
-          kDefaultControlSocket);
+          "is scgi-manager running? Start it with scgi-manager --config FILE, or {} (default {})",
+          point_elsewhere, kDefaultControlSocket);
       break;
   }
-  return fmt::format("cannot connect to {}: {}\n{}", path, std::strerror(error), next);
+  return fmt::format("cannot connect to {}: {}: {}", path, std::strerror(error), next);
 }
 
 Result<ControlClient> ControlClient::connect(const std::string& path,
@@ -142,7 +148,7 @@ Result<bool> ControlClient::send(std::string_view line, std::chrono::millisecond
 }
 
 ControlClient::ReadOutcome ControlClient::read_line(
-    std::optional<std::chrono::milliseconds> timeout) {
+    std::optional<std::chrono::milliseconds> timeout, int interrupt_fd) {
   std::optional<Clock::time_point> deadline;
   if (timeout) deadline = Clock::now() + *timeout;
   std::size_t searched = 0;  // bytes of buffer_ known to hold no newline
@@ -176,13 +182,15 @@ ControlClient::ReadOutcome ControlClient::read_line(
       return {ReadStatus::failed,
               {},
               fmt::format("cannot read the reply from {}: {}", path_, std::strerror(errno))};
-    pollfd wait{fd_, POLLIN, 0};
-    const int ready = ::poll(&wait, 1, poll_timeout(deadline));
+    pollfd waits[2] = {{fd_, POLLIN, 0}, {interrupt_fd, POLLIN, 0}};
+    const int ready = ::poll(waits, interrupt_fd >= 0 ? 2 : 1, poll_timeout(deadline));
     if (ready == 0) return {ReadStatus::timed_out, {}, {}};
     if (ready < 0 && errno != EINTR)
       return {ReadStatus::failed,
               {},
               fmt::format("cannot read the reply from {}: {}", path_, std::strerror(errno))};
+    if (interrupt_fd >= 0 && (waits[1].revents & POLLIN) != 0)
+      return {ReadStatus::interrupted, {}, {}};
   }
 }
 

@@ -22,7 +22,10 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "scgi/log.hpp"
@@ -323,13 +326,32 @@ std::optional<std::string> unknown_target(ControlHandler& handler,
     if (!target.worker) return std::nullopt;
     for (const auto& worker : pool.workers)
       if (worker.index == *target.worker) return std::nullopt;
-    return fmt::format("pool {} has no worker {}", target.pool, *target.worker);
+    std::set<std::uint32_t> known;  // a worker and its replacement share an index
+    for (const auto& worker : pool.workers)
+      known.insert(worker.index);
+    std::string indexes;
+    for (const std::uint32_t index : known)
+      indexes += (indexes.empty() ? "" : ", ") + std::to_string(index);
+    return fmt::format("pool {} has no worker {}; its workers are: {} (see scgictl status {})",
+                       target.pool, *target.worker, indexes.empty() ? "none" : indexes,
+                       target.pool);
   }
   return fmt::format("no pool named {}", target.pool);
 }
 
-// Runs every command but `logs`; returns the reply line.
-asio::awaitable<std::string> execute(State& state, const Request& request, const Peer& peer) {
+// One step of a restart, streamed before its reply: {"progress":"...","id":ID}.
+std::string progress_line(const json& id, const std::string& step) {
+  json line = json::object();
+  line["progress"] = step;
+  if (!id.is_null()) line["id"] = id;
+  // Invalid UTF-8 (a worker's exit text may carry anything) becomes U+FFFD.
+  return line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+// Runs every command but `logs`; returns the reply line. `progress` hears the
+// steps of a restart.
+asio::awaitable<std::string> execute(State& state, const Request& request, const Peer& peer,
+                                     ControlHandler::Progress progress = {}) {
   ControlHandler& handler = state.handler;
   std::optional<Result<std::string>> outcome;
   const auto target = request.target();
@@ -347,7 +369,7 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
         outcome = co_await handler.stop(target);
         break;
       case Command::restart:
-        outcome = co_await handler.restart(target);
+        outcome = co_await handler.restart(target, std::move(progress));
         break;
       case Command::scale:
         outcome = co_await handler.scale(request.pool, request.workers);
@@ -386,6 +408,57 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
   }
   log_warn("control: {} by uid {} (pid {}) failed: {}", what, peer.uid, peer.pid, outcome->error());
   co_return control::error_reply(request.id, outcome->error());
+}
+
+// The steps of a restart on their way to the client. The handler's callback
+// holds it weakly: a step reported after the command ended goes nowhere.
+struct ProgressQueue {
+  explicit ProgressQueue(const asio::any_io_executor& executor) : wake(executor) {}
+  std::string pending;  // whole lines not written yet
+  bool done = false;    // the command has its reply: nothing more will queue
+  asio::steady_timer wake;
+};
+
+asio::awaitable<void> run_command(State& state, const Request& request, const Peer& peer,
+                                  ProgressQueue& queue, ControlHandler::Progress progress,
+                                  std::string& reply) {
+  reply = co_await execute(state, request, peer, std::move(progress));
+  queue.done = true;
+  queue.wake.cancel();
+}
+
+// Writes the queued steps as they come, until the command is done and every
+// step is out. A client that stops reading loses the steps, not the command.
+asio::awaitable<void> write_progress(State& state, ControlConnection& connection,
+                                     ProgressQueue& queue) {
+  for (;;) {
+    if (!queue.pending.empty()) {
+      const std::string chunk = std::exchange(queue.pending, {});
+      if (!co_await write_all(connection.socket, chunk, state.limits.write_timeout)) co_return;
+      continue;
+    }
+    if (queue.done) co_return;
+    queue.wake.expires_at(asio::steady_timer::time_point::max());
+    co_await queue.wake.async_wait(kNoThrow);
+  }
+}
+
+// A command that reports progress (restart): its steps stream out while it
+// runs, each a line before the reply, which is returned.
+asio::awaitable<std::string> execute_with_progress(State& state, ControlConnection& connection,
+                                                   const Request& request) {
+  auto queue = std::make_shared<ProgressQueue>(connection.socket.get_executor());
+  std::weak_ptr<ProgressQueue> weak = queue;
+  ControlHandler::Progress progress = [weak, id = request.id](const std::string& step) {
+    const auto alive = weak.lock();
+    if (!alive || alive->done) return;
+    alive->pending += progress_line(id, step);
+    alive->wake.cancel();
+  };
+  std::string reply;
+  co_await (run_command(state, request, connection.peer, *queue, std::move(progress), reply) &&
+            write_progress(state, connection, *queue));
+  co_return reply;
 }
 
 // `logs` with follow, after its first reply: queued lines go out as they come
@@ -532,7 +605,12 @@ asio::awaitable<void> serve(std::shared_ptr<State> state, Socket socket) {
         co_return;
       }
     } else {
-      const std::string reply = co_await execute(*state, parsed.value(), connection.peer);
+      // Not a ?: of two co_awaits: g++ 12 destroys the result twice.
+      std::string reply;
+      if (parsed.value().command == Command::restart)
+        reply = co_await execute_with_progress(*state, connection, parsed.value());
+      else
+        reply = co_await execute(*state, parsed.value(), connection.peer);
       if (state->closed) co_return;
       if (!co_await write_all(connection.socket, reply, write_timeout)) co_return;
     }

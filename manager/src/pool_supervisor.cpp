@@ -15,6 +15,7 @@
 #include <array>
 
 #include "scgi/log.hpp"
+#include "scgi/manager/config_diff.hpp"
 #include "scgi/manager/output_lines.hpp"
 #include "scgi/manager/process_stats.hpp"
 #include "scgi/manager/readiness_probe.hpp"
@@ -58,12 +59,6 @@ template <class T>
 T jittered(T limit, std::mt19937& random) {
   std::uniform_real_distribution<double> factor(0.9, 1.1);
   return static_cast<T>(static_cast<double>(limit) * factor(random));
-}
-
-// The settings whose change means the workers must be started again.
-bool same_worker_setup(const PoolConfig& a, const PoolConfig& b) {
-  return a.command == b.command && a.env == b.env && a.cwd == b.cwd && a.user == b.user &&
-         a.group == b.group && a.socket == b.socket;
 }
 
 }  // namespace
@@ -456,6 +451,13 @@ bool PoolSupervisor::has_worker(std::uint32_t worker) const {
   return !find_by_index(worker).empty();
 }
 
+std::vector<std::uint32_t> PoolSupervisor::worker_indexes() const {
+  std::vector<std::uint32_t> indexes;
+  for (const WorkerPtr& worker : workers_)
+    if (indexes.empty() || indexes.back() != worker->index) indexes.push_back(worker->index);
+  return indexes;
+}
+
 PoolSupervisor::WorkerPtr PoolSupervisor::find_by_backend(const proxy::Backend* backend) const {
   for (const WorkerPtr& worker : workers_)
     if (worker->backend.get() == backend) return worker;
@@ -500,6 +502,7 @@ asio::awaitable<void> PoolSupervisor::tick_loop() {
 }
 
 void PoolSupervisor::tick(Clock::time_point now, bool sample_usage) {
+  if (sample_usage) traffic_.add(now, pool_->stats().snapshot().request_duration);
   const auto snapshot = workers_;  // ticks may add or retire workers
   for (const WorkerPtr& worker : snapshot) {
     if (worker->pid > 0 && (sample_usage || worker->usage.rss_bytes == 0)) {
@@ -603,7 +606,7 @@ void PoolSupervisor::on_backend_timed_out(const std::shared_ptr<proxy::Backend>&
 // --- Reload and stop. ---
 
 void PoolSupervisor::update(PoolConfig config) {
-  const bool roll = !same_worker_setup(config_, config);
+  const bool roll = needs_new_workers(config_, config);
   const bool bounds_changed =
       config.min_workers != config_.min_workers || config.max_workers != config_.max_workers;
   config_ = std::move(config);
@@ -614,7 +617,15 @@ void PoolSupervisor::update(PoolConfig config) {
              config_.name);
     asio::co_spawn(
         control_,
-        [this]() -> asio::awaitable<void> {
+        [this, alive = std::weak_ptr<bool>(alive_)]() -> asio::awaitable<void> {
+          // After a restart in progress (by hand, or for an earlier reload).
+          if (!alive.lock()) co_return;
+          asio::steady_timer pause(control_);
+          while (restarting_) {
+            pause.expires_after(std::chrono::milliseconds(50));
+            co_await pause.async_wait(as_tuple(asio::use_awaitable));
+            if (!alive.lock()) co_return;
+          }
           const auto result = co_await restart_workers(std::nullopt);
           if (!result) log_error("pool {}: {}", config_.name, result.error());
         },
@@ -661,6 +672,10 @@ control::PoolStatus PoolSupervisor::status() const {
   out.max_workers = config_.max_workers;
   out.target_workers = target_;
   out.queue_length = pool_->queue_length();
+  out.requests = traffic_.total_requests();
+  out.request_rate = traffic_.requests_per_second();
+  out.latency_p50_seconds = traffic_.quantile_seconds(0.5);
+  out.latency_p99_seconds = traffic_.quantile_seconds(0.99);
   for (const auto& [reason, label] : {std::pair{RestartReason::exit, "exit"},
                                       {RestartReason::signal, "signal"},
                                       {RestartReason::recycle, "recycle"},
@@ -687,8 +702,19 @@ control::PoolStatus PoolSupervisor::status() const {
     w.cpu_seconds = worker->usage.cpu_seconds;
     w.restarts = worker->restarts;
     w.last_exit = worker->last_exit;
+    out.in_flight += w.in_flight;
     out.workers.push_back(std::move(w));
   }
+  const auto ready = std::count_if(workers_.begin(), workers_.end(), [](const WorkerPtr& w) {
+    return w->state == WorkerState::ready && !w->retiring;
+  });
+  const auto wanted_up = std::count_if(workers_.begin(), workers_.end(), [](const WorkerPtr& w) {
+    return w->wanted == Wanted::up && !w->retiring && !w->replacement;
+  });
+  out.state = failing_.failing()   ? "failing"
+              : wanted_up == 0     ? "stopped"
+              : ready >= wanted_up ? "running"
+                                   : "degraded";
   return out;
 }
 
@@ -721,55 +747,93 @@ Result<std::string> PoolSupervisor::stop_workers(std::optional<std::uint32_t> in
 }
 
 asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
-    std::optional<std::uint32_t> index) {
+    std::optional<std::uint32_t> index, std::function<void(const std::string&)> progress) {
   using R = Result<std::string>;
+  const auto report = [&](std::string step) {
+    log_info("pool {}: {}", config_.name, step);
+    if (progress) progress(step);
+  };
+  if (restarting_)
+    co_return R::fail(
+        fmt::format("a restart of pool {} is in progress: wait for it to finish "
+                    "(scgictl status {} shows it)",
+                    config_.name, config_.name));
   std::vector<std::uint32_t> indexes;
   for (const WorkerPtr& worker : workers_)
     if ((!index || worker->index == *index) && !worker->retiring && !worker->replacement &&
         worker->wanted == Wanted::up)
       indexes.push_back(worker->index);
-  if (indexes.empty()) co_return R::fail("no running worker to restart");
+  if (indexes.empty())
+    co_return R::fail(index
+                          ? fmt::format("{}[{}] is not running: start it with scgictl start {}:{}",
+                                        config_.name, *index, config_.name, *index)
+                          : fmt::format("pool {} has no running worker: start it with scgictl "
+                                        "start {}",
+                                        config_.name, config_.name));
   std::weak_ptr<bool> alive = alive_;  // the pool may be removed by a reload meanwhile
-  asio::steady_timer pause(control_);
-  int done = 0;
-  // One worker at a time: the replacement is ready before the old one drains.
-  for (const std::uint32_t i : indexes) {
-    // Wait for any other replacement in progress (a recycle) to finish first.
-    const auto limit = Clock::now() + config_.ready_timeout + config_.stop_timeout * 2;
-    while (replacing() && Clock::now() < limit) {
-      pause.expires_after(std::chrono::milliseconds(20));
-      co_await pause.async_wait(as_tuple(asio::use_awaitable));
-      if (!alive.lock()) co_return R::fail("the pool was removed");
+  restarting_ = true;
+  // Cleared on every way out, unless the pool itself is gone.
+  struct Clear {
+    std::weak_ptr<bool> alive;
+    bool& flag;
+    ~Clear() {
+      if (alive.lock()) flag = false;
     }
+  } clear{alive, restarting_};
+  asio::steady_timer pause(control_);
+  // Waits until `done()` or `limit`; false when the pool went away meanwhile.
+  auto wait_until = [&](auto done, Clock::time_point limit) -> asio::awaitable<bool> {
+    while (!done() && Clock::now() < limit) {
+      pause.expires_after(std::chrono::milliseconds(10));
+      co_await pause.async_wait(as_tuple(asio::use_awaitable));
+      if (!alive.lock()) co_return false;
+    }
+    co_return true;
+  };
+  int done = 0;
+  // One worker at a time: its replacement is ready before it drains, and it
+  // is gone before the next one starts.
+  for (const std::uint32_t i : indexes) {
+    const auto limit =
+        Clock::now() + config_.ready_timeout + config_.stop_timeout * 2 + std::chrono::seconds(1);
+    // A recycle in progress finishes first.
+    if (!co_await wait_until([&] { return !replacing(); }, limit))
+      co_return R::fail("the pool was removed by a reload");
     WorkerPtr old;
     for (const WorkerPtr& worker : find_by_index(i))
       if (!worker->retiring && worker->wanted == Wanted::up) old = worker;
     if (!old || stopping_) continue;
     if (old->state != WorkerState::ready) {
       // Not serving: start it over now (a start in progress, or a backoff cut short).
+      report(fmt::format("{}[{}] was {}: starting it over", config_.name, i,
+                         manager::name(old->state)));
       feed(old, old->state == WorkerState::backoff ? WorkerEvent::backoff_done : WorkerEvent::stop);
       ++done;
       continue;
     }
-    log_info("{}: restart by request", worker_name(*old));
-    replace(old, RestartReason::recycle, "restarting");
+    const pid_t old_pid = old->pid;
+    replace(old, RestartReason::recycle, "restarting by request");
     WorkerPtr successor;
     for (const WorkerPtr& worker : find_by_index(i))
       if (worker->replacement) successor = worker;
-    while (successor && successor->replacement && Clock::now() < limit) {
-      pause.expires_after(std::chrono::milliseconds(20));
-      co_await pause.async_wait(as_tuple(asio::use_awaitable));
-      if (!alive.lock()) co_return R::fail("the pool was removed");
-    }
+    if (!co_await wait_until([&] { return !successor || !successor->replacement; }, limit))
+      co_return R::fail("the pool was removed by a reload");
     if (!successor || successor->retiring || successor->state != WorkerState::ready)
       co_return R::fail(fmt::format(
-          "{}[{}]: the replacement did not become ready ({}); the roll stopped after {} of {} "
-          "workers, the old workers keep serving",
+          "{}[{}]: the replacement did not become ready ({}); the restart stopped after {} of "
+          "{} workers and pid {} keeps serving. See scgictl logs {}:{}",
           config_.name, i, successor ? successor->last_exit : "it could not start", done,
-          indexes.size()));
+          indexes.size(), old_pid, config_.name, i));
+    report(fmt::format("{}[{}]: pid {} ready; draining pid {}", config_.name, i, successor->pid,
+                       old_pid));
+    if (!co_await wait_until([&] { return old->pid == 0; }, limit))
+      co_return R::fail("the pool was removed by a reload");
+    report(fmt::format("{}[{}]: pid {} stopped ({})", config_.name, i, old_pid,
+                       old->pid == 0 ? old->last_exit : "still stopping"));
     ++done;
   }
-  co_return R::ok(fmt::format("restarted {} worker(s)", done));
+  co_return R::ok(
+      fmt::format("pool {}: restarted {} of {} worker(s)", config_.name, done, indexes.size()));
 }
 
 Result<std::string> PoolSupervisor::scale(std::uint32_t workers) {

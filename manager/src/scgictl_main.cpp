@@ -5,5 +5,6 @@
 #include "scgi/manager/scgictl.hpp"
 
 int main(int argc, char** argv) {
-  return scgi::manager::scgictl_main(argc, argv, std::cout, std::cerr);
+  return scgi::manager::scgictl_main(argc, argv, std::cout, std::cerr,
+                                     scgi::manager::process_console());
 }

@@ -6,10 +6,13 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <fmt/ranges.h>
+
 #include <csignal>
 #include <set>
 
 #include "scgi/log.hpp"
+#include "scgi/manager/config_diff.hpp"
 
 namespace scgi::manager {
 namespace {
@@ -173,17 +176,18 @@ void Supervisor::reopen_logs() {
 Result<PoolSupervisor*> Supervisor::find(const WorkerTarget& target) {
   const auto it = pools_.find(target.pool);
   if (it == pools_.end()) {
-    std::string names;
+    std::vector<std::string> names;
     for (const auto& [name, pool] : pools_)
-      names += (names.empty() ? "" : ", ") + name;
+      names.push_back(name);
     return Result<PoolSupervisor*>::fail(
-        fmt::format("no pool named \"{}\" runs workers here (pools: {})", target.pool,
-                    names.empty() ? "none" : names));
+        names.empty()
+            ? fmt::format("no pool '{}': this manager runs no workers", target.pool)
+            : fmt::format("no pool '{}'; pools are: {}", target.pool, fmt::join(names, ", ")));
   }
   if (target.worker && !it->second->has_worker(*target.worker))
-    return Result<PoolSupervisor*>::fail(
-        fmt::format("pool {} has no worker {}: see scgictl status {}", target.pool, *target.worker,
-                    target.pool));
+    return Result<PoolSupervisor*>::fail(fmt::format(
+        "pool {} has no worker {}; its workers are: {} (see scgictl status {})", target.pool,
+        *target.worker, fmt::join(it->second->worker_indexes(), ", "), target.pool));
   return Result<PoolSupervisor*>::ok(it->second.get());
 }
 
@@ -213,10 +217,10 @@ asio::awaitable<R> Supervisor::stop(WorkerTarget target) {
   co_return pool.value()->stop_workers(target.worker);
 }
 
-asio::awaitable<R> Supervisor::restart(WorkerTarget target) {
+asio::awaitable<R> Supervisor::restart(WorkerTarget target, Progress progress) {
   auto pool = find(target);
   if (!pool) co_return R::fail(pool.error());
-  co_return co_await pool.value()->restart_workers(target.worker);
+  co_return co_await pool.value()->restart_workers(target.worker, std::move(progress));
 }
 
 asio::awaitable<R> Supervisor::scale(std::string pool_name, std::uint32_t workers) {
@@ -249,11 +253,20 @@ asio::awaitable<R> Supervisor::reload() {
     log_warn(
         "reload: [manager] log_dir/control_socket, [metrics] listen and [proxy] threads "
         "change at the next start");
+  const std::vector<std::string> changes = describe_changes(config_, next);
   sync_pools(next);
   config_ = next;
   take_snapshot();
-  log_info("reload: {} applied", config_.path);
-  co_return R::ok(config_.path + " applied");
+  if (changes.empty()) {
+    log_info("reload: {} applied: nothing changed", config_.path);
+    co_return R::ok(config_.path + " applied: nothing changed");
+  }
+  std::string message = config_.path + " applied:";
+  for (const std::string& change : changes) {
+    log_info("reload: {}", change);
+    message += "\n  " + change;
+  }
+  co_return R::ok(message);
 }
 
 asio::awaitable<R> Supervisor::drain(WorkerTarget target, bool wait) {

@@ -51,6 +51,14 @@ struct PoolStatus {
   std::uint32_t max_workers = 0;
   std::uint32_t target_workers = 0;  // what the scaler wants now
   std::size_t queue_length = 0;
+  // running (every wanted worker ready), degraded (fewer ready), failing,
+  // stopped (no worker wanted).
+  std::string state{};
+  std::uint32_t in_flight = 0;     // requests on its workers now
+  std::uint64_t requests = 0;      // answered since the manager started
+  double request_rate = 0;         // per second, over the last few seconds
+  double latency_p50_seconds = 0;  // of the requests of the last few seconds
+  double latency_p99_seconds = 0;
   std::map<std::string, std::uint64_t> restarts{};  // by reason: exit, signal, recycle, health
   std::vector<WorkerStatus> workers{};
 

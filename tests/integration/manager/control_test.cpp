@@ -60,7 +60,7 @@ TEST_CASE("scgictl status shows every worker of the pool", "[manager][control]")
 
   const CtlResult unknown = scgictl(dir, manager, {"status", "nope"});
   CHECK(unknown.exit_code == 1);
-  CHECK(unknown.output.find("no pool named \"nope\"") != std::string::npos);
+  CHECK(unknown.output.find("no pool 'nope'; pools are: app") != std::string::npos);
 }
 
 TEST_CASE("scgictl stops a worker until started, scales, drains and shows logs",
@@ -177,5 +177,137 @@ TEST_CASE("malformed control messages get an error reply and harm nothing", "[ma
   // The daemon is unharmed.
   CHECK(manager.process().running());
   CHECK(scgictl(dir, manager, {"status"}).exit_code == 0);
+  CHECK(send_request(listen, get_request("/")).status() == 200);
+}
+
+// --- Operations under continuous load: each must fail no request. ---
+
+TEST_CASE("a rolling restart of the pool and of one worker under load fails no request",
+          "[manager][control][zero-downtime]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(dir, {.listen = listen, .command = sample_worker_command(),
+                               .pool_keys = "workers = 3"},
+                         3);
+  const std::set<pid_t> first = manager.worker_pids();
+  Process load = start_load(dir, listen, "6s", "load.json", {"--query", "sleep_ms=2"});
+  std::this_thread::sleep_for(500ms);
+  const CtlResult pool = scgictl(dir, manager, {"restart", "app"});
+  INFO(pool.output);
+  CHECK(pool.exit_code == 0);
+  CHECK(pool.output.find("restarted 3 of 3") != std::string::npos);
+  const std::set<pid_t> second = manager.worker_pids();
+  CHECK(second.size() == 3);
+  for (const pid_t pid : first)
+    CHECK_FALSE(second.count(pid));
+  const CtlResult one = scgictl(dir, manager, {"restart", "app:1"});
+  INFO(one.output);
+  CHECK(one.exit_code == 0);
+  const nlohmann::json report = finish_load(load);
+  INFO(report.dump());
+  INFO(manager.process().log());
+  CHECK(report["requests"].get<int>() > 500);
+  CHECK(report["errors"].get<int>() == 0);
+  CHECK(manager.restarts("recycle") == 4);
+}
+
+TEST_CASE("scgictl reload with a new command and new sizes under load fails no request",
+          "[manager][control][zero-downtime]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagedPool spec{.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 3"};
+  ManagerProcess manager(dir, spec, 3);
+  const std::set<pid_t> first = manager.worker_pids();
+  Process load = start_load(dir, listen, "7s", "load.json", {"--query", "sleep_ms=2"});
+  std::this_thread::sleep_for(500ms);
+
+  spec.metrics_port = manager.metrics_port();
+  spec.command = sample_worker_command({"--name", "v2"});
+  spec.pool_keys = "workers = 4";
+  dir.write("scgi.toml", managed_pool_config(spec, manager.control_socket()));
+  const CtlResult grown = scgictl(dir, manager, {"reload"});
+  INFO(grown.output);
+  CHECK(grown.exit_code == 0);
+  CHECK(grown.output.find("pool app: workers 3 → 4; command changed: rolling restart onto it") !=
+        std::string::npos);
+  CHECK(eventually(
+      [&] {
+        const auto now = manager.worker_pids();
+        return now.size() == 4 && std::none_of(first.begin(), first.end(),
+                                               [&](pid_t p) { return now.count(p) > 0; });
+      },
+      15s));
+
+  spec.pool_keys = "workers = 2";
+  dir.write("scgi.toml", managed_pool_config(spec, manager.control_socket()));
+  const CtlResult shrunk = scgictl(dir, manager, {"reload"});
+  INFO(shrunk.output);
+  CHECK(shrunk.output.find("pool app: workers 4 → 2") != std::string::npos);
+  CHECK(eventually([&] { return manager.worker_pids().size() == 2; }, 15s));
+
+  // A file with errors changes nothing and says why.
+  dir.write("scgi.toml", "[[pool]]\nname = \"app\"\nworkers = \"many\"\n");
+  const CtlResult broken = scgictl(dir, manager, {"reload"});
+  CHECK(broken.exit_code == 1);
+  CHECK(broken.output.find("the running configuration stays") != std::string::npos);
+
+  const nlohmann::json report = finish_load(load);
+  INFO(report.dump());
+  INFO(manager.process().log());
+  CHECK(report["requests"].get<int>() > 500);
+  CHECK(report["errors"].get<int>() == 0);
+  CHECK(send_request(listen, get_request("/")).header("X-Worker-Name") == "v2");
+}
+
+TEST_CASE("scgictl scale up and down under load fails no request",
+          "[manager][control][zero-downtime]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(dir, {.listen = listen, .command = sample_worker_command(),
+                               .pool_keys = "workers = 2"},
+                         2);
+  Process load = start_load(dir, listen, "5s", "load.json", {"--query", "sleep_ms=2"});
+  std::this_thread::sleep_for(500ms);
+  CHECK(scgictl(dir, manager, {"scale", "app", "5"}).exit_code == 0);
+  CHECK(manager.wait_workers("ready", 5, 10s));
+  std::this_thread::sleep_for(500ms);
+  CHECK(scgictl(dir, manager, {"scale", "app", "1"}).exit_code == 0);
+  CHECK(eventually([&] { return manager.worker_pids().size() == 1; }, 10s));
+  const nlohmann::json report = finish_load(load);
+  INFO(report.dump());
+  INFO(manager.process().log());
+  CHECK(report["requests"].get<int>() > 500);
+  CHECK(report["errors"].get<int>() == 0);
+  CHECK(manager.workers("ready") == 1);
+}
+
+TEST_CASE("a restart whose replacement cannot start stops and keeps the old worker",
+          "[manager][control][zero-downtime]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  // Each worker index starts once; a second start of it fails.
+  const std::string marks = dir.file("started-");
+  const std::vector<std::string> command{
+      "python3", "-c",
+      "import os, sys\n"
+      "mark = '" + marks + "' + os.environ['SCGI_WORKER']\n"
+      "if os.path.exists(mark): sys.exit(4)\n"
+      "open(mark, 'w').close()\n"
+      "os.execv(sys.argv[1], sys.argv[1:])\n",
+      built_binary("scgi-sample-worker")};
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = command,
+                          .pool_keys = "workers = 2\nrestart_backoff = [\"100ms\", \"200ms\"]"},
+                         2);
+  const std::set<pid_t> before = manager.worker_pids();
+  const CtlResult restart = scgictl(dir, manager, {"restart", "app"});
+  INFO(restart.output);
+  INFO(manager.process().log());
+  CHECK(restart.exit_code == 1);
+  CHECK(restart.output.find("did not become ready") != std::string::npos);
+  CHECK(restart.output.find("keeps serving") != std::string::npos);
+  CHECK(manager.worker_pids() == before);
+  CHECK(manager.workers("ready") == 2);
   CHECK(send_request(listen, get_request("/")).status() == 200);
 }

@@ -40,13 +40,22 @@ ControlClient connect_to(const std::string& path) {
   return std::move(client).value();
 }
 
-// Sends `line` and returns the next reply line, parsed.
+// The next reply line, parsed, past the progress lines of a restart.
+json read_reply(ControlClient& client) {
+  for (;;) {
+    auto read = client.read_line(5s);
+    INFO(read.error);
+    REQUIRE(read.status == ControlClient::ReadStatus::line);
+    json line = json::parse(read.line);
+    if (!line.contains("progress")) return line;
+  }
+}
+
+// Sends `line` and returns the reply, parsed.
 json ask(ControlClient& client, const std::string& line) {
+  INFO(line);
   REQUIRE(client.send(line, 5s));
-  auto read = client.read_line(5s);
-  INFO(line << " -> " << read.error);
-  REQUIRE(read.status == ControlClient::ReadStatus::line);
-  return json::parse(read.line);
+  return read_reply(client);
 }
 
 json ask(const std::string& path, const std::string& line) {
@@ -54,8 +63,14 @@ json ask(const std::string& path, const std::string& line) {
   return ask(client, line);
 }
 
+// The server closes the connection, with nothing more than a restart's progress lines before.
 bool closed_by_server(ControlClient& client) {
-  return client.read_line(5s).status == ControlClient::ReadStatus::closed;
+  for (;;) {
+    const auto read = client.read_line(5s);
+    if (read.status != ControlClient::ReadStatus::line ||
+        !json::parse(read.line).contains("progress"))
+      return read.status == ControlClient::ReadStatus::closed;
+  }
 }
 
 mode_t file_mode(const std::string& path) {
@@ -471,9 +486,51 @@ TEST_CASE("a slow command holds up only its own connection", "[control][server]"
   const auto started = std::chrono::steady_clock::now();
   CHECK(ask(server.path(), "{\"command\":\"status\"}\n")["ok"] == true);
   CHECK(std::chrono::steady_clock::now() - started < 400ms);
-  auto read = slow.read_line(5s);
-  REQUIRE(read.status == ControlClient::ReadStatus::line);
-  CHECK(json::parse(read.line)["message"] == "done");
+  CHECK(read_reply(slow)["message"] == "done");
+}
+
+TEST_CASE("a restart streams its steps as they happen, then its reply", "[control][server]") {
+  ScratchFolder folder;
+  RunningServer server(folder.file("scgi.sock"));
+  server.on_loop([&] { server.handler().restart_delay = 300ms; });
+  auto client = connect_to(server.path());
+  REQUIRE(client.send("{\"command\":\"restart\",\"pool\":\"app\",\"id\":9}\n", 5s));
+  // The first step arrives while the restart is still going (it takes 600 ms).
+  const auto started = std::chrono::steady_clock::now();
+  auto first = client.read_line(5s);
+  REQUIRE(first.status == ControlClient::ReadStatus::line);
+  CHECK(std::chrono::steady_clock::now() - started < 250ms);
+  CHECK(json::parse(first.line) == json{{"progress", "app:0 replacement ready"}, {"id", 9}});
+  auto second = client.read_line(5s);
+  REQUIRE(second.status == ControlClient::ReadStatus::line);
+  CHECK(json::parse(second.line) == json{{"progress", "app:0 old worker stopped"}, {"id", 9}});
+  auto reply = client.read_line(5s);
+  REQUIRE(reply.status == ControlClient::ReadStatus::line);
+  CHECK(json::parse(reply.line) == json{{"ok", true}, {"id", 9}, {"message", "done"}});
+
+  // Without an id the steps carry none; a failed restart still sends its steps first.
+  server.on_loop([&] {
+    server.handler().restart_delay = 0ms;
+    server.handler().fail_next = true;
+  });
+  REQUIRE(client.send("{\"command\":\"restart\",\"pool\":\"app\",\"worker\":1}\n", 5s));
+  std::vector<json> lines;
+  for (int i = 0; i < 3; ++i) {
+    auto read = client.read_line(5s);
+    REQUIRE(read.status == ControlClient::ReadStatus::line);
+    lines.push_back(json::parse(read.line));
+  }
+  CHECK(lines[0] == json{{"progress", "app:0 replacement ready"}});
+  CHECK(lines[1] == json{{"progress", "app:0 old worker stopped"}});
+  CHECK(lines[2] == json{{"ok", false}, {"error", "it went wrong"}});
+
+  // A step reported after the restart answered goes nowhere: the next reply is clean.
+  server.on_loop([&] { server.handler().last_progress("late step"); });
+  REQUIRE(client.send("{\"command\":\"status\",\"id\":\"s\"}\n", 5s));
+  auto next = client.read_line(5s);
+  REQUIRE(next.status == ControlClient::ReadStatus::line);
+  CHECK_FALSE(json::parse(next.line).contains("progress"));
+  CHECK(json::parse(next.line)["id"] == "s");
 }
 
 TEST_CASE("closing the server during a command ends the connection cleanly", "[control][server]") {
@@ -523,7 +580,8 @@ TEST_CASE("logs gives recent lines and with follow streams new ones until the cl
   CHECK(unknown_pool["error"] == "no pool named web");
   const json unknown_worker = ask(server.path(), R"({"command":"logs","pool":"app","worker":9})"
                                                  "\n");
-  CHECK(unknown_worker["error"] == "pool app has no worker 9");
+  CHECK(unknown_worker["error"] ==
+        "pool app has no worker 9; its workers are: 0, 1 (see scgictl status app)");
 
   {
     auto follower = connect_to(server.path());

@@ -1,6 +1,6 @@
 // For control-socket tests: a ControlHandler that answers from a script and
 // records what it was asked, a ControlServer running it on its own thread,
-// and a scratch folder. Shared by the server, scgictl and scgictl-binary tests.
+// and a scratch folder. Shared by the server and scgictl tests.
 #pragma once
 
 #include <asio/executor_work_guard.hpp>
@@ -75,13 +75,21 @@ class ScriptedHandler : public manager::ControlHandler {
   asio::awaitable<Result<std::string>> stop(manager::WorkerTarget target) override {
     co_return answer("stop " + control::to_string(target));
   }
-  // restart takes `restart_delay` (a rolling restart is slow), others answer at once.
+  // restart reports `restart_steps` as progress, `restart_delay` apart (a
+  // rolling restart is slow, and its steps come as it goes); others answer at once.
   std::chrono::milliseconds restart_delay{0};
-  asio::awaitable<Result<std::string>> restart(manager::WorkerTarget target) override {
+  std::vector<std::string> restart_steps{"app:0 replacement ready", "app:0 old worker stopped"};
+  Progress last_progress;  // kept, as a careless handler might
+  asio::awaitable<Result<std::string>> restart(manager::WorkerTarget target,
+                                               Progress progress) override {
     calls.push_back("restart " + control::to_string(target));
-    if (restart_delay.count() > 0) {
-      asio::steady_timer timer(co_await asio::this_coro::executor, restart_delay);
-      co_await timer.async_wait(asio::use_awaitable);
+    last_progress = progress;
+    for (const std::string& step : restart_steps) {
+      if (progress) progress(step);
+      if (restart_delay.count() > 0) {
+        asio::steady_timer timer(co_await asio::this_coro::executor, restart_delay);
+        co_await timer.async_wait(asio::use_awaitable);
+      }
     }
     co_return answer();
   }

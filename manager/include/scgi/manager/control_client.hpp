@@ -13,12 +13,12 @@
 
 namespace scgi::manager {
 
-// Where scgictl connects unless told otherwise: $SCGI_CONTROL_SOCKET, else
-// the configuration's default, /run/scgi/scgi.sock.
+// Where scgictl connects unless told otherwise: $SCGI_SOCKET, else the
+// configuration's default, /run/scgi/scgi.sock.
 inline constexpr std::string_view kDefaultControlSocket = "/run/scgi/scgi.sock";
 std::string default_control_socket();
 
-// "cannot connect to PATH: ERROR" with the next step for a person to take.
+// "cannot connect to PATH: ERROR: the next step for a person to take", one line.
 std::string connect_failure_message(const std::string& path, int error);
 
 class ControlClient {
@@ -38,14 +38,17 @@ class ControlClient {
   // Sends all of `line` (which ends in "\n"); the message says why not.
   Result<bool> send(std::string_view line, std::chrono::milliseconds timeout);
 
-  enum class ReadStatus { line, closed, timed_out, failed };
+  // interrupted: `interrupt_fd` became readable (a signal arrived) first.
+  enum class ReadStatus { line, closed, timed_out, failed, interrupted };
   struct ReadOutcome {
     ReadStatus status = ReadStatus::failed;
     std::string line{};   // without its newline, when status == line
     std::string error{};  // when failed
   };
-  // The next line; waits at most `timeout` (nullopt: as long as it takes).
-  ReadOutcome read_line(std::optional<std::chrono::milliseconds> timeout);
+  // The next line; waits at most `timeout` (nullopt: as long as it takes;
+  // 0: takes only what has arrived, keeping a partial line for the next call),
+  // or until `interrupt_fd` (when >= 0) is readable.
+  ReadOutcome read_line(std::optional<std::chrono::milliseconds> timeout, int interrupt_fd = -1);
 
   int fd() const { return fd_; }
 

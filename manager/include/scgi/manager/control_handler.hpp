@@ -29,7 +29,10 @@ class ControlHandler {
   // Each completes when the change is done (or failed), with a message for the user.
   virtual asio::awaitable<Result<std::string>> start(WorkerTarget target) = 0;
   virtual asio::awaitable<Result<std::string>> stop(WorkerTarget target) = 0;
-  virtual asio::awaitable<Result<std::string>> restart(WorkerTarget target) = 0;
+  // A restart reports each step (replacement ready, old one drained…) through
+  // `progress` as it happens; the result is the summary.
+  using Progress = std::function<void(const std::string& step)>;
+  virtual asio::awaitable<Result<std::string>> restart(WorkerTarget target, Progress progress) = 0;
   virtual asio::awaitable<Result<std::string>> scale(std::string pool, std::uint32_t workers) = 0;
   virtual asio::awaitable<Result<std::string>> reload() = 0;
   // drain with `wait`: completes once nothing is in flight on the worker.

@@ -24,6 +24,7 @@
 #include "scgi/control_protocol.hpp"
 #include "scgi/manager/restart_policy.hpp"
 #include "scgi/manager/scaler.hpp"
+#include "scgi/manager/traffic_window.hpp"
 #include "scgi/manager/worker_socket.hpp"
 #include "scgi/manager/worker_state.hpp"
 #include "scgi/proxy/pool.hpp"
@@ -60,13 +61,17 @@ class PoolSupervisor {
   // scgictl's commands; `worker` nullopt = the whole pool. Messages for the user.
   Result<std::string> start_workers(std::optional<std::uint32_t> worker);
   Result<std::string> stop_workers(std::optional<std::uint32_t> worker);
-  asio::awaitable<Result<std::string>> restart_workers(std::optional<std::uint32_t> worker);
+  // Rolling: each replacement ready before its old worker drains; `progress`
+  // hears of each step.
+  asio::awaitable<Result<std::string>> restart_workers(
+      std::optional<std::uint32_t> worker, std::function<void(const std::string&)> progress = {});
   Result<std::string> scale(std::uint32_t workers);
   Result<std::string> set_drained(std::uint32_t worker, bool drained);
   // Completes once nothing is in flight on the worker (bounded by `limit`).
   asio::awaitable<Result<std::string>> wait_drained(std::uint32_t worker,
                                                     std::chrono::milliseconds limit);
   bool has_worker(std::uint32_t worker) const;
+  std::vector<std::uint32_t> worker_indexes() const;  // in order, each once
 
  private:
   struct Worker;
@@ -122,10 +127,12 @@ class PoolSupervisor {
   std::uint32_t next_instance_ = 1;
   FailingDetector failing_;
   Scaler scaler_;
+  TrafficWindow traffic_;
   std::map<RestartReason, std::uint64_t> restarts_;
   std::mt19937 random_;
   asio::steady_timer tick_timer_;
   bool stopping_ = false;
+  bool restarting_ = false;  // one rolling restart at a time
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted callbacks
 };
 

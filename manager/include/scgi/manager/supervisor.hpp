@@ -46,7 +46,7 @@ class Supervisor : public ControlHandler {
   Result<std::vector<control::PoolStatus>> status(const std::string& pool) override;
   asio::awaitable<Result<std::string>> start(WorkerTarget target) override;
   asio::awaitable<Result<std::string>> stop(WorkerTarget target) override;
-  asio::awaitable<Result<std::string>> restart(WorkerTarget target) override;
+  asio::awaitable<Result<std::string>> restart(WorkerTarget target, Progress progress) override;
   asio::awaitable<Result<std::string>> scale(std::string pool, std::uint32_t workers) override;
   asio::awaitable<Result<std::string>> reload() override;
   asio::awaitable<Result<std::string>> drain(WorkerTarget target, bool wait) override;
