@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages a task needs, only those that are missing.
-# Usage: scripts/install-deps.sh build|test|fuzz|demo ...   (runs apt-get as root, or through sudo)
+# Usage: scripts/install-deps.sh build|test|fuzz|demo|docs ...   (runs apt-get as root, or through sudo)
 set -euo pipefail
 
 build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev prometheus-cpp-dev
-       libcli11-dev libfmt-dev nlohmann-json3-dev)
-# Tests start real peers: nginx as the front end, curl as its client,
-# promtool (in Debian's prometheus package) to lint a real scrape, and the
-# sample workers' runtimes (python3; perl with libscgi-perl for hello.pl).
-test=(catch2 nginx-light curl prometheus python3 libscgi-perl)
+       libcli11-dev libfmt-dev nlohmann-json3-dev libc-ares-dev)
+# Tests start real peers: nginx, Apache and lighttpd as front ends, curl as
+# their client, Prometheus (promtool, and a real server for the dashboard's
+# queries), dnsmasq as the DNS server that discovery follows, systemd's
+# systemd-analyze for the units, python3-yaml for the Kubernetes manifests,
+# and the sample workers' runtimes (python3; perl with libscgi-perl).
+test=(catch2 nginx-light apache2 lighttpd curl prometheus dnsmasq systemd dpkg-dev
+      python3 python3-yaml libscgi-perl)
 fuzz=(clang libclang-rt-14-dev)
 # The demo runs a pool of the Python sample worker.
 demo=(python3)
+# docs/dashboard.png is drawn from real query results with matplotlib.
+docs=(python3 python3-matplotlib)
 
 wanted=()
 for group in "$@"; do
@@ -20,7 +25,8 @@ for group in "$@"; do
     test) wanted+=("${build[@]}" "${test[@]}") ;;
     fuzz) wanted+=("${build[@]}" "${fuzz[@]}") ;;
     demo) wanted+=("${build[@]}" "${demo[@]}") ;;
-    *) echo "install-deps: unknown group '$group' (build, test, fuzz, demo)" >&2; exit 2 ;;
+    docs) wanted+=("${build[@]}" "${test[@]}" "${docs[@]}") ;;
+    *) echo "install-deps: unknown group '$group' (build, test, fuzz, demo, docs)" >&2; exit 2 ;;
   esac
 done
 

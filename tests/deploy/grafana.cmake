@@ -1,0 +1,1 @@
+# grafana: tests of deploy/ files (filled in by its change)

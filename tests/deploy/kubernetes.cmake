@@ -1,0 +1,1 @@
+# kubernetes: tests of deploy/ files (filled in by its change)

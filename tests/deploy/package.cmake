@@ -1,0 +1,1 @@
+# package: tests of deploy/ files (filled in by its change)

@@ -1,0 +1,1 @@
+# systemd: tests of deploy/ files (filled in by its change)
