@@ -10,6 +10,10 @@ namespace {
 
 constexpr std::pair<int, std::string_view> kReasons[] = {
     {200, "OK"},
+    {301, "Moved Permanently"},
+    {302, "Found"},
+    {303, "See Other"},
+    {307, "Temporary Redirect"},
     {400, "Bad Request"},
     {403, "Forbidden"},
     {404, "Not Found"},

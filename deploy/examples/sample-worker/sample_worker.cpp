@@ -16,6 +16,7 @@
 //   head_only=1  headers only, no body
 //   digest=1     the body is "length=N fnv1a=HEX" of the request body, read whole first
 //                (what a front end that buffers, such as nginx, can carry for any size)
+//   location=1   add "Location: /elsewhere" (with status=302: a redirect)
 //   grow_kb=N    keep N KiB more memory for the rest of the process's life (a leak,
 //                for memory-limit recycling)
 // Every answer carries X-Worker-Pid and X-Request-Count (requests answered by
@@ -83,6 +84,7 @@ struct Behaviour {
   bool echo = false;
   bool head_only = false;
   bool digest = false;
+  bool location = false;
   std::uint64_t grow_kb = 0;
 };
 
@@ -129,6 +131,7 @@ Behaviour read_behaviour(std::string_view query) {
     if (key == "echo") behaviour.echo = *value != 0;
     if (key == "head_only") behaviour.head_only = *value != 0;
     if (key == "digest") behaviour.digest = *value != 0;
+    if (key == "location") behaviour.location = *value != 0;
     if (key == "grow_kb") behaviour.grow_kb = *value;
   }
   return behaviour;
@@ -222,12 +225,14 @@ class SampleWorker {
   const Options& options_;
   const pid_t pid_;
   std::uint64_t answered_ = 0;
+  bool location_ = false;  // this request's answer carries a Location header
   std::array<char, kChunkBytes> buffer_{};
 };
 
 std::string SampleWorker::extra_headers() const {
   std::string headers = fmt::format("X-Worker-Pid: {}\r\nX-Request-Count: {}\r\n", pid_, answered_);
   if (!options_.name.empty()) headers += fmt::format("X-Worker-Name: {}\r\n", options_.name);
+  if (location_) headers += "Location: /elsewhere\r\n";
   return headers;
 }
 
@@ -249,6 +254,7 @@ SampleWorker::Ending SampleWorker::answer_bad_request(int fd, const scgi::Reques
 
 void SampleWorker::serve(int fd) {
   const auto started = Clock::now();
+  location_ = false;
   scgi::RequestParser parser(scgi::RequestLimits{.max_header_bytes = 1024 * 1024});
   std::string_view body_start;
   bool any_byte = false;
@@ -299,6 +305,7 @@ void SampleWorker::serve(int fd) {
 SampleWorker::Ending SampleWorker::handle(int fd, const scgi::RequestParser& parser,
                                           std::string_view body_start, int& status) {
   const Behaviour behaviour = read_behaviour(parser.find("QUERY_STRING"));
+  location_ = behaviour.location;
   std::uint64_t body_left = parser.content_length();
   // Bytes past CONTENT_LENGTH are not ours (nginx's unbuffered-mode bug): drop them.
   body_start = body_start.substr(
@@ -535,7 +542,8 @@ int run(const Options& options) {
 int main(int argc, char** argv) {
   CLI::App app{
       "A sample single-threaded SCGI worker whose behaviour each request picks from its "
-      "query string (sleep_ms, fail, close, status, size, echo, head_only, digest, grow_kb).",
+      "query string (sleep_ms, fail, close, status, size, echo, head_only, digest, location, "
+      "grow_kb).",
       "scgi-sample-worker"};
   Options options;
   int port = 0;
