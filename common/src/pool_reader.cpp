@@ -21,6 +21,8 @@ constexpr std::uint32_t kMaxCount = 1'000'000;  // concurrency, queue_size
 constexpr std::uint64_t kMinHeaderBytes = 24;
 // Each connection may hold this much while its header arrives.
 constexpr std::uint64_t kMaxHeaderBytes = 16ull << 20;
+// DNS discovery re-resolves no more often than this.
+constexpr Milliseconds kMinDiscoverInterval{100};
 constexpr std::int64_t kMaxInteger = std::numeric_limits<std::int64_t>::max();
 
 constexpr std::string_view kPortPlaceholder = "{port}";
@@ -363,7 +365,17 @@ void PoolReader::read_discovery(ConfigReader& reader, PoolConfig& pool) {
       }
     }
   }
-  reader.read_positive_duration("discover_interval", pool.discover_interval);
+  Milliseconds interval = pool.discover_interval;
+  if (reader.read_positive_duration("discover_interval", interval)) {
+    if (interval < kMinDiscoverInterval)
+      reader.error_at(
+          *reader.node("discover_interval"),
+          fmt::format("discover_interval must be at least {} (each resolution asks "
+                      "the DNS server), not {}",
+                      format_duration(kMinDiscoverInterval), format_duration(interval)));
+    else
+      pool.discover_interval = interval;
+  }
   if (reader.read_address("resolver", pool.resolver) && pool.resolver &&
       (pool.resolver->is_unix() || !is_ip_literal(pool.resolver->host))) {
     reader.error_at(*reader.node("resolver"),

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "scgi/proxy/discovery_stats.hpp"
 #include "scgi/proxy/metric_families.hpp"
 #include "scgi/proxy/pool.hpp"
 
@@ -101,11 +102,36 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
       }
     }
   }
-  return {std::move(requests),       std::move(duration),     std::move(queue_wait),
-          std::move(queue_length),   std::move(queue_oldest), std::move(queue_capacity),
-          std::move(in_flight),      std::move(backend_up),   std::move(concurrency),
-          std::move(backend_errors), std::move(rejected),     std::move(retries),
-          std::move(bytes)};
+  std::vector<MetricFamily> families{
+      std::move(requests),       std::move(duration),     std::move(queue_wait),
+      std::move(queue_length),   std::move(queue_oldest), std::move(queue_capacity),
+      std::move(in_flight),      std::move(backend_up),   std::move(concurrency),
+      std::move(backend_errors), std::move(rejected),     std::move(retries),
+      std::move(bytes)};
+  const auto discover_pools =
+      discovery_ ? discovery_()
+                 : std::vector<std::pair<std::string, std::shared_ptr<const DiscoveryStats>>>();
+  if (discover_pools.empty()) return families;  // no family without a sample
+
+  auto resolutions = metric_family("scgi_discovery_resolutions_total",
+                                   "DNS resolutions of a discover pool's name, by result (ok, "
+                                   "empty: NXDOMAIN or no record, error: no usable answer).",
+                                   MetricType::Counter);
+  auto discovered =
+      metric_family("scgi_discovered_backends",
+                    "Backends a discover pool has from DNS that take new requests (not draining).",
+                    MetricType::Gauge);
+  for (const auto& [name, stats] : discover_pools) {
+    for (std::size_t i = 0; i < kResolutionResults.size(); ++i)
+      resolutions.metric.push_back(counter_metric(
+          {{"pool", name}, {"result", kResolutionResults[i]}},
+          static_cast<double>(stats->resolutions[i].load(std::memory_order_relaxed))));
+    discovered.metric.push_back(
+        gauge_metric({{"pool", name}}, stats->backends.load(std::memory_order_relaxed)));
+  }
+  families.push_back(std::move(resolutions));
+  families.push_back(std::move(discovered));
+  return families;
 }
 
 }  // namespace scgi::proxy

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "scgi/log.hpp"
+#include "scgi/proxy/connect_probe.hpp"
 #include "scgi/proxy/exchange.hpp"
 
 namespace scgi::proxy {
@@ -30,7 +31,8 @@ ProxyServer::ProxyServer(asio::io_context& control, std::uint32_t threads) : con
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     work_.push_back(asio::make_work_guard(*contexts_.back()));
   }
-  metrics_ = std::make_shared<ProxyMetrics>([this] { return pools(); });
+  metrics_ = std::make_shared<ProxyMetrics>([this] { return pools(); },
+                                            [this] { return discovery_stats(); });
 }
 
 ProxyServer::~ProxyServer() {
@@ -90,7 +92,18 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     } else {
       pool->update_settings(pool_config);
     }
-    if (pool_config.kind == PoolKind::backends) sync_fixed_backends(*pool, pool_config, errors);
+    // Read without the lock: only this thread changes pools_.
+    const auto before = pools_.find(pool_config.name);
+    const bool was_discovering = before != pools_.end() && before->second.discoverer != nullptr;
+    follow_dns(pool, pool_config, errors);
+    if (pool_config.kind == PoolKind::backends) {
+      sync_fixed_backends(*pool, pool_config, errors);
+      // Discovery may have left some draining: listed now, they are the file's to route.
+      if (was_discovering)
+        for (const auto& backend : pool->backends())
+          if (backend->membership() == Backend::Membership::draining)
+            pool->set_membership(backend, Backend::Membership::ready);
+    }
 
     auto listener = new_listeners.find(pool_config.name);
     std::lock_guard lock(pools_mutex_);
@@ -115,6 +128,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
       continue;
     }
     log_info("pool {}: removed by the new configuration; in-flight requests finish", it->first);
+    if (it->second.discoverer) it->second.discoverer->stop();
     if (it->second.listener) it->second.listener->close();
     for (const auto& backend : it->second.pool->backends())
       it->second.pool->remove_backend(backend);
@@ -152,6 +166,66 @@ bool ProxyServer::sync_fixed_backends(Pool& pool, const PoolConfig& config,
     pool.add_backend(address.to_string(), std::move(endpoints).value());
   }
   return ok;
+}
+
+void ProxyServer::follow_dns(const std::shared_ptr<Pool>& pool, const PoolConfig& config,
+                             std::vector<std::string>& errors) {
+  std::shared_ptr<DnsDiscoverer> old;
+  std::shared_ptr<DiscoveryStats> stats;
+  {
+    std::lock_guard lock(pools_mutex_);
+    PoolEntry& entry = pools_[config.name];
+    if (entry.discoverer && entry.discoverer->same_source(config)) return;
+    old = std::move(entry.discoverer);
+    if (config.kind == PoolKind::discover && !entry.discovery_stats)
+      entry.discovery_stats = std::make_shared<DiscoveryStats>();
+    if (config.kind != PoolKind::discover) entry.discovery_stats.reset();
+    stats = entry.discovery_stats;
+  }
+  // The new discoverer adopts the pool's backends as they are: those its
+  // first answer does not list are drained then, none is cut.
+  if (old) {
+    old->stop();
+    if (config.kind == PoolKind::discover)
+      log_info("pool {}: discovery settings changed; restarting it", config.name);
+    else
+      log_info("pool {}: no longer follows DNS", config.name);
+  }
+  if (config.kind != PoolKind::discover) return;
+  std::shared_ptr<DnsDiscoverer> discoverer;
+  try {
+    discoverer = std::make_shared<DnsDiscoverer>(control_, pool, config, stats);
+  } catch (const std::exception& e) {
+    log_error("pool {}: {}", config.name, e.what());
+    errors.push_back("pool " + config.name + ": " + e.what());
+    return;
+  }
+  {
+    std::lock_guard lock(pools_mutex_);
+    pools_[config.name].discoverer = discoverer;
+  }
+  discoverer->start();
+}
+
+void ProxyServer::on_backend_idle(const std::shared_ptr<Pool>& pool,
+                                  const std::shared_ptr<Backend>& backend) {
+  std::shared_ptr<DnsDiscoverer> discoverer;
+  {
+    std::lock_guard lock(pools_mutex_);
+    const auto it = pools_.find(pool->name());
+    if (it == pools_.end() || it->second.pool != pool) return;
+    discoverer = it->second.discoverer;
+  }
+  if (discoverer) discoverer->on_backend_idle(backend);
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<const DiscoveryStats>>>
+ProxyServer::discovery_stats() const {
+  std::lock_guard lock(pools_mutex_);
+  std::vector<std::pair<std::string, std::shared_ptr<const DiscoveryStats>>> out;
+  for (const auto& [name, entry] : pools_)
+    if (entry.discovery_stats) out.emplace_back(name, entry.discovery_stats);
+  return out;
 }
 
 void ProxyServer::start_listener(const std::shared_ptr<Pool>& pool, Listener& listener) {
@@ -195,6 +269,12 @@ void ProxyServer::watch_backend_health(const std::shared_ptr<Pool>& pool) {
     // Any proxy thread may report it; probes run on the control thread.
     asio::co_spawn(control_, probe_until_up(weak, backend), log_failure("a health probe"));
   };
+  // Only discovery listens here; scgi-manager replaces it with its own drain.
+  events.idle = [this, weak](const std::shared_ptr<Backend>& backend) {
+    asio::post(control_, [this, weak, backend] {
+      if (auto pool = weak.lock()) on_backend_idle(pool, backend);
+    });
+  };
   pool->set_events(std::move(events));
 }
 
@@ -211,15 +291,7 @@ asio::awaitable<void> ProxyServer::probe_until_up(std::weak_ptr<Pool> weak_pool,
     if (!pool || stopping_.load()) co_return;
     const auto connect_timeout = pool->settings()->connect_timeout;
     for (const Endpoint& endpoint : backend->endpoints()) {
-      Socket probe(control_);
-      asio::steady_timer deadline(control_, connect_timeout);
-      deadline.async_wait([&probe](asio::error_code ec) {
-        asio::error_code ignored;
-        if (!ec) probe.close(ignored);
-      });
-      auto [ec] = co_await probe.async_connect(endpoint, as_tuple(asio::use_awaitable));
-      deadline.cancel();
-      if (!ec) {
+      if (co_await connect_probe(endpoint, connect_timeout)) {
         if (backend->record_connect_success()) {
           log_info("pool {}: backend {} is up again (probe connected)", pool->name(),
                    backend->name());
@@ -241,8 +313,11 @@ asio::awaitable<void> ProxyServer::shut_down(std::chrono::milliseconds timeout) 
   stopping_.store(true);
   {
     std::lock_guard lock(pools_mutex_);
-    for (auto& [name, entry] : pools_)
+    for (auto& [name, entry] : pools_) {
       if (entry.listener) entry.listener->close();
+      if (entry.discoverer) entry.discoverer->stop();  // backends stay for requests in flight
+      entry.discoverer.reset();
+    }
   }
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   asio::steady_timer timer(control_);

@@ -83,6 +83,9 @@ TEST_CASE("100 MB up and 100 MB down pass with flat proxy memory", "[proxy][forw
   SampleWorker worker(dir, "w1");
   const Address listen = loopback(free_port());
   ProxyProcess proxy(dir, single_pool_config(listen, {worker.address()}), listen);
+  // What the proxy holds before the transfer: the binary and its runtime (much
+  // more under ASan), which the check below leaves out.
+  const auto resident_at_start = resident_bytes(proxy.process().pid());
   constexpr std::uint64_t kSize = 100'000'000;
 
   SECTION("upload, echoed back while it streams") {
@@ -161,8 +164,9 @@ TEST_CASE("100 MB up and 100 MB down pass with flat proxy memory", "[proxy][forw
 
   // Fixed-size buffers: the proxy never held a body whole.
   const auto peak = peak_resident_bytes(proxy.process().pid());
-  INFO("proxy peak RSS " << peak / 1024 << " KiB");
-  CHECK(peak < 48ull * 1024 * 1024);
+  INFO("proxy peak RSS " << peak / 1024 << " KiB, " << resident_at_start / 1024
+                         << " KiB before the transfer");
+  CHECK(peak - resident_at_start < 32ull * 1024 * 1024);
 }
 
 TEST_CASE("the proxy listens and connects over IPv6 and Unix sockets", "[proxy][forwarding]") {

@@ -1003,6 +1003,18 @@ TEST_CASE("resolver is an IP address with its port", "[config]") {
               "resolver: address \"127.0.0.1\" needs a port", Mode::proxy);
 }
 
+TEST_CASE("discover_interval is at least 100ms", "[config]") {
+  const std::string head =
+      "[[pool]]\nname = \"a\"\nlisten = \"127.0.0.1:4000\"\ndiscover = \"dns:app.local:5000\"\n";
+  check_error(head + "discover_interval = \"50ms\"\n", "5:21",
+              "discover_interval must be at least 100ms (each resolution asks the DNS server), "
+              "not 50ms",
+              Mode::proxy);
+  auto result = scgi::parse_config(head + "discover_interval = \"100ms\"\n", "t.toml", Mode::proxy);
+  REQUIRE(result);
+  CHECK(result.config().pools[0].discover_interval == Milliseconds(100));
+}
+
 TEST_CASE("resolver and discover_interval without discover are refused", "[config]") {
   check_error(std::string(kProxyMinimal).append("resolver = \"127.0.0.1:53\"\n"), "5:1",
               "resolver only applies with discover: remove it, or add discover", Mode::proxy);

@@ -1,6 +1,6 @@
 // The balancer as a whole: the proxy threads (one single-threaded io_context
-// each), the pools with their listeners and fixed backends, health probes of
-// backends marked down, the access log and graceful stop. scgi-proxy runs one;
+// each), the pools with their listeners and fixed or DNS-discovered backends,
+// health probes of backends marked down, the access log and graceful stop. scgi-proxy runs one;
 // scgi-manager runs one too and feeds its pools' backends itself.
 #pragma once
 
@@ -19,6 +19,8 @@
 
 #include "scgi/config.hpp"
 #include "scgi/proxy/access_log.hpp"
+#include "scgi/proxy/discovery_stats.hpp"
+#include "scgi/proxy/dns_discoverer.hpp"
 #include "scgi/proxy/listener.hpp"
 #include "scgi/proxy/pool.hpp"
 #include "scgi/proxy/proxy_metrics.hpp"
@@ -65,11 +67,22 @@ class ProxyServer {
   struct PoolEntry {
     std::shared_ptr<Pool> pool;
     std::unique_ptr<Listener> listener;
+    // A discover pool's: the discoverer (control thread only) and its metrics,
+    // which outlive discoverers replaced by a reload.
+    std::shared_ptr<DnsDiscoverer> discoverer;
+    std::shared_ptr<DiscoveryStats> discovery_stats;
   };
 
   void start_listener(const std::shared_ptr<Pool>& pool, Listener& listener);
   void accept(const std::shared_ptr<Pool>& pool, Socket socket);
   bool sync_fixed_backends(Pool& pool, const PoolConfig& config, std::vector<std::string>& errors);
+  // Starts, keeps or replaces the pool's discoverer, or stops it when the pool
+  // no longer discovers; false (with `errors`) when the resolver cannot be set up.
+  void follow_dns(const std::shared_ptr<Pool>& pool, const PoolConfig& config,
+                  std::vector<std::string>& errors);
+  void on_backend_idle(const std::shared_ptr<Pool>& pool, const std::shared_ptr<Backend>& backend);
+  std::vector<std::pair<std::string, std::shared_ptr<const DiscoveryStats>>> discovery_stats()
+      const;
   void watch_backend_health(const std::shared_ptr<Pool>& pool);
   asio::awaitable<void> probe_until_up(std::weak_ptr<Pool> pool, std::shared_ptr<Backend> backend);
 
