@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Checks deploy/systemd/*.service with systemd's own tools:
+#  - `systemd-analyze verify`: the units parse, every directive is known, the
+#    binaries they run exist and are executable. verify only warns about an
+#    unknown directive (exit 0), so any output at all fails this check too.
+#  - `systemd-analyze security --offline`: the sandbox is as tight as claimed
+#    (an overall exposure at or below the given level, 0-100).
+# verify checks ExecStart's binary, so the units are copied with /usr/bin/
+# scgi-* pointed at the built binaries; nothing else is changed.
+# Usage: check_systemd_units.sh UNIT_DIR MANAGER_BIN PROXY_BIN MANAGER_MAX_EXPOSURE PROXY_MAX_EXPOSURE
+set -euo pipefail
+
+unit_dir=$1 manager_bin=$2 proxy_bin=$3 manager_max=$4 proxy_max=$5
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for unit in scgi-manager.service scgi-proxy.service; do
+  [ -f "$unit_dir/$unit" ] || { echo "FAIL: $unit_dir/$unit is missing"; exit 1; }
+  sed -e "s#/usr/bin/scgi-manager\\b#$manager_bin#g" -e "s#/usr/bin/scgi-proxy\\b#$proxy_bin#g" \
+    "$unit_dir/$unit" > "$work/$unit"
+done
+# The substitution must have happened, or verify would check /usr/bin.
+grep -q "^ExecStart=$manager_bin " "$work/scgi-manager.service"
+grep -q "^ExecStart=$proxy_bin " "$work/scgi-proxy.service"
+
+status=0
+for unit in scgi-manager.service scgi-proxy.service; do
+  set +e
+  output=$(cd "$work" && systemd-analyze verify --man=no "./$unit" 2>&1)
+  code=$?
+  set -e
+  if [ $code -ne 0 ] || [ -n "$output" ]; then
+    echo "FAIL: systemd-analyze verify $unit (exit $code):"
+    echo "$output"
+    status=1
+  else
+    echo "ok: systemd-analyze verify $unit: no error, no warning"
+  fi
+done
+
+# What the units promise (issue 6): started as a plain process, reloaded with
+# SIGHUP, /run/scgi for the manager's control socket, a dedicated user.
+require() {
+  local unit=$1 line=$2
+  if grep -qxF "$line" "$work/$unit"; then
+    echo "ok: $unit has $line"
+  else
+    echo "FAIL: $unit lacks the line $line"
+    status=1
+  fi
+}
+for unit in scgi-manager.service scgi-proxy.service; do
+  require "$unit" 'Type=exec'
+  # shellcheck disable=SC2016  # $MAINPID is systemd's, literally in the unit
+  require "$unit" 'ExecReload=/bin/kill -HUP $MAINPID'
+  require "$unit" 'KillMode=mixed'
+  require "$unit" 'NoNewPrivileges=yes'
+  require "$unit" 'ProtectSystem=strict'
+  require "$unit" 'ProtectHome=yes'
+  require "$unit" 'PrivateTmp=yes'
+done
+require scgi-manager.service 'RuntimeDirectory=scgi'
+require scgi-proxy.service 'User=scgi'
+
+check_exposure() {
+  local unit=$1 limit=$2 summary
+  summary=$(cd "$work" && { systemd-analyze security --offline=yes "./$unit" 2>&1 | grep 'Overall exposure level' || true; })
+  if (cd "$work" && systemd-analyze security --offline=yes --threshold="$limit" "./$unit" >/dev/null 2>&1); then
+    echo "ok: $unit ${summary#*: } (limit $limit/100)"
+  else
+    echo "FAIL: $unit is more exposed than $limit/100: ${summary:-no summary}"
+    status=1
+  fi
+}
+check_exposure scgi-manager.service "$manager_max"
+check_exposure scgi-proxy.service "$proxy_max"
+exit $status
