@@ -75,6 +75,12 @@ bool answered_empty(int status) {
   return status == ARES_ENOTFOUND || status == ARES_ENODATA;
 }
 
+// The server said it will not answer this type (c-ares 1.18 reports a
+// REFUSED reply from the only server as ECONNREFUSED, after trying it).
+bool refused(int status) {
+  return status == ARES_EREFUSED || status == ARES_ECONNREFUSED || status == ARES_ENOTIMP;
+}
+
 std::string describe(const Query& query) {
   return std::string(query.type == ns_t_a ? "A" : "AAAA") + ": " + ares_strerror(query.status);
 }
@@ -155,6 +161,14 @@ asio::awaitable<DnsAnswer> DnsResolver::resolve(const std::string& name) {
   ares_search(channel_, name.c_str(), ns_c_in, ns_t_aaaa, on_reply, &aaaa);
   while (remaining > 0)
     co_await wait_and_process();
+
+  // A server that answers one family with addresses and refuses the other
+  // (dnsmasq without --local forwards AAAA for a name it only has A records
+  // of, and with no upstream refuses it) is plainly reachable: that family
+  // has nothing to offer, so the addresses it did give stand.
+  for (auto [query, other] : {std::pair{&a, &aaaa}, std::pair{&aaaa, &a}})
+    if (refused(query->status) && other->status == ARES_SUCCESS && !other->addresses.empty())
+      query->status = ARES_ENODATA;
 
   DnsAnswer answer;
   for (const Query* query : {&a, &aaaa}) {

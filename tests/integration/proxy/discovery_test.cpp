@@ -35,19 +35,30 @@ std::size_t count_of(const std::string& text, const std::string& needle) {
 
 // dnsmasq answering for *.test from a hosts file, re-read on SIGHUP; any
 // other name is refused (no upstream), a name of .test it does not list gets
-// NXDOMAIN (--local), as an authoritative server would answer.
+// NXDOMAIN (--local), as an authoritative server would answer. Without
+// `authoritative` it forwards what it does not know, the AAAA question for
+// app.test included, and having no upstream refuses it.
 class DnsServer {
  public:
-  explicit DnsServer(const TempDir& dir) : dir_(dir), hosts_(dir.file("hosts")) {
+  explicit DnsServer(const TempDir& dir, bool authoritative = true)
+      : dir_(dir), hosts_(dir.file("hosts")) {
     REQUIRE(std::filesystem::exists(kDnsmasq));  // Debian's dnsmasq: scripts/install-deps.sh
     dir_.write("hosts", "");
     for (int attempt = 0; attempt < 5 && !process_.running(); ++attempt) {
       port_ = free_port();
-      process_ = Process::start(
-          {kDnsmasq, "--no-daemon", "--conf-file=/dev/null", "--port=" + std::to_string(port_),
-           "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-           "--addn-hosts=" + hosts_, "--local=/test/", "--local-ttl=0", "--pid-file="},
-          dir.file("dnsmasq.log"));
+      std::vector<std::string> argv{kDnsmasq,
+                                    "--no-daemon",
+                                    "--conf-file=/dev/null",
+                                    "--port=" + std::to_string(port_),
+                                    "--listen-address=127.0.0.1",
+                                    "--bind-interfaces",
+                                    "--no-resolv",
+                                    "--no-hosts",
+                                    "--addn-hosts=" + hosts_,
+                                    "--local-ttl=0",
+                                    "--pid-file="};
+      if (authoritative) argv.push_back("--local=/test/");
+      process_ = Process::start(argv, dir.file("dnsmasq.log"));
       eventually([&] { return reads() > 0 || !process_.running(); }, 5s);
     }
     REQUIRE(process_.running());
@@ -280,6 +291,22 @@ TEST_CASE("a name without records gives 503s and a clear log line until records 
   const Response response = send_request(listen, get_request("/after"));
   CHECK(response.status() == 200);
   CHECK(response.header("X-Worker-Name") == "w2");
+}
+
+TEST_CASE("a DNS server that refuses AAAA questions still gives its A records",
+          "[proxy][discovery]") {
+  TempDir dir;
+  DnsServer dns(dir, /*authoritative=*/false);
+  const std::uint16_t port = free_port();
+  HostWorker w2(dir, "127.0.0.2", port, "w2");
+  dns.set_records({"127.0.0.2"});
+  const Address listen = loopback(free_port());
+  const std::uint16_t metrics = free_port();
+  ProxyProcess proxy(dir, discover_config({listen, metrics, port, dns.address()}), listen);
+  INFO(proxy.process().log());
+  REQUIRE(eventually([&] { return has_backend(metrics, w2.backend); }, 5s));
+  CHECK(send_request(listen, get_request("/")).status() == 200);
+  CHECK(scraped(metrics, "scgi_discovery_resolutions_total{pool=\"app\",result=\"error\"}") == 0);
 }
 
 TEST_CASE("a reload turns a fixed pool into a discover pool and back", "[proxy][discovery]") {

@@ -40,7 +40,9 @@ class DnsResolver {
 
   // Both families are asked at once; the answer is `ok` or `empty` only when
   // both were answered (a family may have none), else `error`, so that a lost
-  // AAAA reply never passes for "this name has no IPv6 addresses".
+  // AAAA reply never passes for "this name has no IPv6 addresses". One
+  // exception: a family the server refuses while it gives addresses of the
+  // other counts as having none.
   asio::awaitable<DnsAnswer> resolve(const std::string& name);
   // Ends a resolution in progress at once, with an error ("cancelled").
   void cancel();
