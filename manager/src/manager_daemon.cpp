@@ -1,6 +1,7 @@
 #include "scgi/manager/manager_daemon.hpp"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <asio/io_context.hpp>
 
@@ -18,12 +19,14 @@
 namespace scgi::manager {
 namespace {
 
-// A private folder (0700) for the workers' Unix sockets: $RUNTIME_DIRECTORY
-// under systemd, else the system's temporary folder.
+// A folder for the workers' Unix sockets, one 0700 folder per pool inside:
+// $RUNTIME_DIRECTORY under systemd, else the system's temporary folder. 0711,
+// not 0700, so that workers running as another user can reach their pool's
+// folder (which is then theirs) without listing the others.
 Result<std::string> make_runtime_dir() {
   const char* base = std::getenv("RUNTIME_DIRECTORY");
   std::string pattern = std::string(base && *base ? base : "/tmp") + "/scgi-manager.XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr)
+  if (::mkdtemp(pattern.data()) == nullptr || ::chmod(pattern.c_str(), 0711) != 0)
     return Result<std::string>::fail("cannot create a runtime folder " + pattern + ": " +
                                      std::strerror(errno));
   return Result<std::string>::ok(pattern);

@@ -169,13 +169,13 @@ void PoolSupervisor::feed(WorkerPtr worker, WorkerEvent event) {
       worker->deadline.cancel();
     }
     for (const WorkerAction action : t.actions)
-      carry_out(worker, action);
+      carry_out(worker, action, next_event);
     after_transition(worker);
   }
   worker->feeding = false;
 }
 
-void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action) {
+void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action, WorkerEvent cause) {
   switch (action) {
     case WorkerAction::spawn:
       spawn(worker);
@@ -197,7 +197,8 @@ void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action) {
       arm_deadline(worker, config_.stop_timeout, WorkerEvent::stop_timeout);
       break;
     case WorkerAction::kill:
-      if (worker->pid > 0)
+      // After a ready_timeout the failed start has been logged already.
+      if (worker->pid > 0 && cause == WorkerEvent::stop_timeout)
         log_warn("{}: pid {} did not stop within stop_timeout ({}): SIGKILL", worker_name(*worker),
                  worker->pid, format_duration(config_.stop_timeout));
       signal_group(worker, SIGKILL);

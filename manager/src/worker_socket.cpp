@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -71,7 +72,12 @@ Result<WorkerSocket> WorkerSocket::prepare(const PoolConfig& pool, std::uint32_t
           WorkerSocket(SocketMode::port, Address{Address::Kind::tcp, "127.0.0.1", port, {}}, -1));
     }
     case SocketMode::unix_socket: {
-      const std::string path = runtime_dir + "/" + pool.name + "-" + std::to_string(worker_index) +
+      // One folder per pool, so that a pool whose workers run as another user
+      // can be given its own (spawn_worker hands it over).
+      const std::string folder = runtime_dir + "/" + pool.name;
+      if (::mkdir(folder.c_str(), 0700) != 0 && errno != EEXIST)
+        return R::fail("cannot create the socket folder " + folder + ": " + std::strerror(errno));
+      const std::string path = folder + "/" + pool.name + "-" + std::to_string(worker_index) +
                                (instance == 0 ? "" : "-" + std::to_string(instance)) + ".sock";
       if (path.size() > kMaxUnixPathLength)
         return R::fail("worker socket path " + path + " is longer than " +

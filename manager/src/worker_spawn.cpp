@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 
 namespace scgi::manager {
@@ -176,6 +177,14 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
   auto credentials_result = look_up_credentials(pool);
   if (!credentials_result) return R::fail(credentials_result.error());
   const Credentials credentials = std::move(credentials_result).value();
+  if (credentials.change && socket.mode() == SocketMode::unix_socket) {
+    // The worker binds {socket} itself, after it has dropped to its user: the
+    // pool's socket folder must be that user's.
+    const std::string folder = std::filesystem::path(socket.address().path).parent_path().string();
+    if (::chown(folder.c_str(), credentials.uid, credentials.gid) != 0)
+      return R::fail("cannot give the socket folder " + folder + " to user/group \"" + pool.user +
+                     "\"/\"" + pool.group + "\": " + std::strerror(errno));
+  }
 
   // Everything the child needs is made before fork: after it, only
   // async-signal-safe calls until exec.

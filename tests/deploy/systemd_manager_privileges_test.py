@@ -6,7 +6,9 @@ capability bounding set and no_new_privs of deploy/systemd/scgi-manager.service
 (what systemd would apply), with a pool that runs as `nobody` in a folder only
 `nobody` may enter and a control_group, and checks that:
   - the workers run as nobody, in that folder, with no capability left, and
-    answer requests (CAP_SETUID, CAP_SETGID, CAP_DAC_READ_SEARCH);
+    answer requests (CAP_SETUID, CAP_SETGID, CAP_DAC_READ_SEARCH), also
+    through the Unix sockets that workers of a `socket = "unix"` pool create
+    as nobody (CAP_DAC_OVERRIDE: the manager connects to them);
   - the control socket belongs to control_group (CAP_CHOWN);
   - on SIGTERM the manager stops those workers and exits 0 (CAP_KILL).
 Needs root (exit 77 = skipped otherwise). The mount sandbox of the unit needs
@@ -43,9 +45,10 @@ def bounding_set(unit_path):
     return caps, no_new_privs
 
 
-def free_port():
+def free_port(after=None):
     # In the range the other tests use; bound once to check it is free.
-    for port in range(20000 + os.getpid() % 9000, 32000, 7):
+    first = 20000 + os.getpid() % 9000 if after is None else after + 7
+    for port in range(first, 32000, 7):
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -120,6 +123,7 @@ def main():
     os.mkdir(runtime, 0o755)
     control_socket = os.path.join(runtime, "scgi.sock")
     port = free_port()
+    unix_pool_port = free_port(after=port)  # the first one is not held open
     config = os.path.join(top, "scgi.toml")
     with open(config, "w") as out:
         out.write(f"""[manager]
@@ -136,6 +140,16 @@ workers = 2
 cwd = "{app}"
 user = "nobody"
 group = "nogroup"
+stop_timeout = "5s"
+[[pool]]
+name = "sockets"
+listen = "127.0.0.1:{unix_pool_port}"
+command = ["{worker_copy}", "--unix", "{{socket}}"]
+socket = "unix"
+workers = 2
+cwd = "{app}"
+user = "nobody"
+ready_timeout = "3s"
 stop_timeout = "5s"
 """)
 
@@ -163,8 +177,17 @@ stop_timeout = "5s"
             time.sleep(0.1)
         head = reply.split(b"\r\n", 1)[0]
         check(head.startswith(b"Status: 200"), f"a worker answered a request ({head!r})")
+        reply = b""
+        while time.monotonic() < deadline and manager.poll() is None and not reply:
+            try:
+                reply = scgi_get(unix_pool_port, 2)
+            except OSError:
+                time.sleep(0.1)
+        head = reply.split(b"\r\n", 1)[0]
+        check(head.startswith(b"Status: 200"),
+              f"a worker of the Unix-socket pool answered a request ({head!r})")
         workers = children_of(manager.pid)
-        check(len(workers) == 2, f"the manager runs 2 workers (found {workers})")
+        check(len(workers) == 4, f"the manager runs 4 workers (found {workers})")
         for pid in workers:
             uids = status_field(pid, "Uid")
             check(uids and all(int(u) == nobody.pw_uid for u in uids),

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -79,10 +80,39 @@ TEST_CASE("each socket mode serves through the manager and leaves nothing behind
       // Its runtime folder (the workers' Unix sockets) is gone too.
       const std::string log = manager.process().log();
       std::smatch runtime;
-      if (std::regex_search(log, runtime, std::regex("on unix:(/[^ \n]*)/app-")))
+      if (std::regex_search(log, runtime, std::regex("on unix:(/[^ \n]*)/app/app-")))
         CHECK_FALSE(std::filesystem::exists(runtime[1].str()));
     }
   }
+}
+
+// The real user ids of a process ("Uid:" of /proc/PID/status: real, effective, saved, fs).
+std::string uids_of(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("Uid:", 0) == 0) return line.substr(4);
+  return {};
+}
+
+TEST_CASE("a pool on Unix sockets runs its workers as its user", "[manager][supervisor]") {
+  if (::geteuid() != 0) {
+    WARN("needs root to switch users: not run");
+    return;
+  }
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = sample_worker_command({"--unix", "{socket}"}),
+                          .pool_keys = "workers = 2\nsocket = \"unix\"\nuser = \"nobody\""},
+                         2);
+  INFO(manager.process().log());
+  const std::set<pid_t> workers = manager.worker_pids();
+  REQUIRE(workers.size() == 2);
+  for (const pid_t pid : workers)
+    CHECK(std::regex_match(uids_of(pid), std::regex("\\s*65534\\s+65534\\s+65534\\s+65534\\s*")));
+  CHECK(distinct(answering_pids(listen, 10)) == 2);
 }
 
 TEST_CASE("the Python and Perl sample workers run under the manager, inherited and on a port",

@@ -80,7 +80,8 @@ class PoolSupervisor {
 
   // The state machine's driver.
   void feed(WorkerPtr worker, WorkerEvent event);
-  void carry_out(const WorkerPtr& worker, WorkerAction action);
+  // `cause`: the event whose transition asked for the action.
+  void carry_out(const WorkerPtr& worker, WorkerAction action, WorkerEvent cause);
   void spawn(const WorkerPtr& worker);
   void spawn_failed(const WorkerPtr& worker);
   void probe(const WorkerPtr& worker);
@@ -132,7 +133,7 @@ class PoolSupervisor {
   std::mt19937 random_;
   asio::steady_timer tick_timer_;
   bool stopping_ = false;
-  bool restarting_ = false;  // one rolling restart at a time
+  bool restarting_ = false;                                     // one rolling restart at a time
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted callbacks
 };
 
