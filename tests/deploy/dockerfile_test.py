@@ -28,17 +28,10 @@ import tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from package_libraries import library_packages
+from check_list import check, failures
 
 IN_BASE_IMAGE = {"libc6", "libstdc++6", "libgcc-s1"}
 DEBIAN_12 = re.compile(r"^(docker\.io/)?(library/)?debian:(12|bookworm)(-slim)?(@sha256:[0-9a-f]+)?$")
-failures = []
-
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message)
-    if not condition:
-        failures.append(message)
-    return condition
 
 
 def instructions(text):

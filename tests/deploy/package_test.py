@@ -23,16 +23,9 @@ import tomllib
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from package_libraries import library_packages, package_names
+from check_list import check, failures
 
 SKIP = 77
-failures = []
-
-
-def check(condition, message):
-    print(("ok: " if condition else "FAIL: ") + message)
-    if not condition:
-        failures.append(message)
-    return condition
 
 
 def run(command, **kwargs):

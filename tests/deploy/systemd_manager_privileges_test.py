@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from check_list import check, failures
+
 SKIP = 77
 
 
@@ -104,13 +107,6 @@ def main():
     caps, no_new_privs = bounding_set(unit)
     nobody = pwd.getpwnam("nobody")
     nogroup = grp.getgrnam("nogroup")
-    failures = []
-
-    def check(condition, message):
-        print(("ok: " if condition else "FAIL: ") + message)
-        if not condition:
-            failures.append(message)
-
     top = tempfile.mkdtemp(prefix="scgi-privileges.")
     os.chmod(top, 0o755)  # nobody must reach the app folder inside
     app = os.path.join(top, "app")
