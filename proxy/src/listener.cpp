@@ -4,6 +4,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <fcntl.h>
@@ -12,16 +13,23 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "scgi/log.hpp"
+#include "scgi/proxy/local_shortage.hpp"
+#include "scgi/units.hpp"
 
 namespace scgi::proxy {
 namespace {
 
 using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
 constexpr int kBacklog = 4096;
+// Out of descriptors, an accept loop waits this long before it tries again,
+// doubling up to the ceiling: connections wait in the backlog meanwhile.
+constexpr auto kFirstAcceptPause = std::chrono::milliseconds(100);
+constexpr auto kAcceptPauseCeiling = std::chrono::milliseconds(1000);
 
 std::string errno_text() {
   return std::strerror(errno);
@@ -57,6 +65,15 @@ struct Listener::Loop {
   Acceptor acceptor;
 };
 
+// Whether the listener's loops stopped accepting for want of descriptors,
+// shared by them: a pause is one log line and its end another, at most once
+// per interval even when the limit is hit again and again.
+struct Listener::Shortage {
+  std::atomic<bool> paused{false};
+  std::atomic<bool> announced{false};  // this pause was logged: log its end too
+  ReportThrottle reports{std::chrono::seconds(10)};
+};
+
 std::unique_ptr<Listener> Listener::open(const Address& address, std::string& error) {
   auto endpoints = resolve_endpoints(address);
   if (!endpoints) {
@@ -89,6 +106,7 @@ Listener::~Listener() {
 }
 
 void Listener::start(const std::vector<asio::io_context*>& contexts, Handler handler) {
+  shortage_ = std::make_shared<Shortage>();
   for (asio::io_context* context : contexts) {
     auto loop = std::make_shared<Loop>(*context);
     const int copy = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
@@ -101,19 +119,36 @@ void Listener::start(const std::vector<asio::io_context*>& contexts, Handler han
     }
     loops_.push_back(loop);
     const bool tcp = !address_.is_unix();
-    auto accept_loop = [loop, handler, tcp,
+    auto accept_loop = [loop, handler, tcp, shortage = shortage_,
                         name = address_.to_string()]() -> asio::awaitable<void> {
+      auto pause_for = kFirstAcceptPause;
+      asio::steady_timer pause(loop->acceptor.get_executor());
       for (;;) {
         auto [ec, socket] =
             co_await loop->acceptor.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
         if (ec == asio::error::operation_aborted || !loop->acceptor.is_open()) co_return;
         if (ec) {
-          // Out of descriptors or memory: say so, pause, and go on accepting.
-          log_error("accept on {} failed: {}", name, ec.message());
-          asio::steady_timer pause(loop->acceptor.get_executor(), std::chrono::milliseconds(100));
+          if (!is_local_shortage(ec)) {
+            log_error("accept on {} failed: {}", name, ec.message());
+          } else if (std::uint64_t held_back = 0;
+                     !shortage->paused.exchange(true) && shortage->reports.allow(held_back)) {
+            shortage->announced = true;
+            log_error(
+                "accept on {}: {}: this process is short of descriptors or memory; new "
+                "connections wait in the backlog until some close (retrying every {}-{})",
+                name, ec.message(), format_duration(kFirstAcceptPause),
+                format_duration(kAcceptPauseCeiling));
+          }
+          // No spinning: the connection stays in the backlog, and accept would fail again.
+          pause.expires_after(pause_for);
           co_await pause.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+          pause_for = std::min(pause_for * 2, kAcceptPauseCeiling);
           continue;
         }
+        pause_for = kFirstAcceptPause;
+        if (shortage->paused.load(std::memory_order_relaxed) && shortage->paused.exchange(false) &&
+            shortage->announced.exchange(false))
+          log_info("accept on {}: descriptors free again; accepting", name);
         if (tcp) set_no_delay(socket);  // responses go out in pieces: no Nagle delay
         handler(std::move(socket));
       }

@@ -40,10 +40,12 @@ class Listener {
       : address_(std::move(address)), endpoint_(std::move(endpoint)), fd_(fd) {}
 
   struct Loop;
+  struct Shortage;
   Address address_;
   Endpoint endpoint_;
   int fd_;  // the listening socket; each loop accepts on its own dup of it
   std::vector<std::shared_ptr<Loop>> loops_;
+  std::shared_ptr<Shortage> shortage_;
   std::atomic<bool> closed_{false};
 };
 
