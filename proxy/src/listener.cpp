@@ -8,6 +8,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -58,6 +59,39 @@ bool clear_stale_unix_socket(const std::string& path, std::string& error) {
   return true;
 }
 
+// Gives the socket file at `path` its group, then its mode (in that order, so
+// the group bits never apply to the wrong group). By path: the file was just
+// bound by this process in a folder that only trusted users may change
+// (others cannot rename or replace it there), and lchown does not follow links.
+bool apply_access(const std::string& path, const UnixSocketAccess& access, std::string& error) {
+  struct stat info {};
+  if (::lstat(path.c_str(), &info) != 0) {
+    error = "cannot stat " + path + ": " + errno_text();
+    return false;
+  }
+  if (!S_ISSOCK(info.st_mode)) {
+    error = path + " is no longer a socket: another process replaced it";
+    return false;
+  }
+  if (!access.group.empty()) {
+    const group* found = ::getgrnam(access.group.c_str());
+    if (found == nullptr) {
+      error = "listen_group: no group \"" + access.group + "\" on this machine";
+      return false;
+    }
+    if (::lchown(path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0) {
+      error = "cannot give " + path + " to listen_group " + access.group + ": " + errno_text() +
+              (errno == EPERM ? " (a daemon that is not root must be a member of the group)" : "");
+      return false;
+    }
+  }
+  if (::chmod(path.c_str(), static_cast<mode_t>(access.mode)) != 0) {
+    error = fmt::format("cannot make {} mode {:04o}: {}", path, access.mode, errno_text());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 struct Listener::Loop {
@@ -74,7 +108,8 @@ struct Listener::Shortage {
   ReportThrottle reports{std::chrono::seconds(10)};
 };
 
-std::unique_ptr<Listener> Listener::open(const Address& address, std::string& error) {
+std::unique_ptr<Listener> Listener::open(const Address& address, const UnixSocketAccess& access,
+                                         std::string& error) {
   auto endpoints = resolve_endpoints(address);
   if (!endpoints) {
     error = endpoints.error();
@@ -92,13 +127,30 @@ std::unique_ptr<Listener> Listener::open(const Address& address, std::string& er
   const int one = 1;
   if (!address.is_unix()) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (address.host_is_ipv6()) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0 ||
-      ::listen(fd, kBacklog) != 0) {
-    error = "cannot listen on " + address.to_string() + ": " + errno_text();
+  // A Unix socket is born 0600, whatever the umask, and gets its mode and
+  // group before listen(): until then a connect is refused, so there is no
+  // moment when anyone else could connect.
+  const mode_t old_umask = address.is_unix() ? ::umask(0177) : 0;
+  const int bound = ::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size()));
+  const int bind_errno = errno;
+  if (address.is_unix()) ::umask(old_umask);
+  if (bound != 0) {
+    error = "cannot listen on " + address.to_string() + ": " + std::strerror(bind_errno);
     ::close(fd);
     return nullptr;
   }
+  if ((address.is_unix() && !apply_access(address.path, access, error)) ||
+      ::listen(fd, kBacklog) != 0) {
+    if (error.empty()) error = "cannot listen on " + address.to_string() + ": " + errno_text();
+    ::close(fd);
+    if (address.is_unix()) ::unlink(address.path.c_str());
+    return nullptr;
+  }
   return std::unique_ptr<Listener>(new Listener(address, endpoint, fd));
+}
+
+bool Listener::set_access(const UnixSocketAccess& access, std::string& error) {
+  return !address_.is_unix() || apply_access(address_.path, access, error);
 }
 
 Listener::~Listener() {

@@ -3,10 +3,16 @@
 // against a real `ulimit -n`, and the Unix front door's mode and group.
 #include <catch2/catch.hpp>
 
+#include <grp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -94,6 +100,46 @@ std::size_t occurrences(const std::string& text, const std::string& what) {
   for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
     ++count;
   return count;
+}
+
+constexpr uid_t kNobody = 65534;
+constexpr gid_t kNogroup = 65534;  // nobody's own group
+constexpr gid_t kNotNogroup = 65533;
+
+// Connects to the Unix socket at `path` as `uid` with only `gid` as its group,
+// in a child process: 0 when connected, else the errno of the failure.
+int connect_as(uid_t uid, gid_t gid, const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // Only async-signal-safe calls here: the test process has threads.
+    if (::setgroups(1, &gid) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(200);
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) ::_exit(201);
+    ::_exit(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0
+                ? 0
+                : errno);
+  }
+  int status = 0;
+  if (child < 0 || ::waitpid(child, &status, 0) != child || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+// scgi-proxy under umask 0 (as a careless init or container may start it),
+// with a Unix front door; `keys` are more lines for its [[pool]].
+Process start_unix_front_door(const TempDir& dir, const Address& listen, const Address& backend,
+                              const std::string& keys) {
+  dir.write("proxy.toml", "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
+                              listen.to_string() + "\"\nbackends = [\"" + backend.to_string() +
+                              "\"]\n" + keys);
+  return start_limited("umask 0", "scgi-proxy", dir.file("proxy.toml"), dir.file("proxy.log"));
+}
+
+mode_t permissions(const std::string& path) {
+  struct stat info {};
+  return ::lstat(path.c_str(), &info) == 0 ? (info.st_mode & 07777) : 07777;
 }
 
 }  // namespace
@@ -296,5 +342,52 @@ TEST_CASE(
   CHECK(occurrences(log, "new connections wait in the backlog") == 1);
   CHECK(occurrences(log, "not the backend's fault") == 1);
   CHECK(occurrences(log, "descriptors free again") == 1);
+  proxy.stop();
+}
+
+TEST_CASE(
+    "a Unix front door with listen_mode 0660 and listen_group lets that group in and keeps "
+    "every other user out",
+    "[security]") {
+  TempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);  // others may reach the socket file
+  SampleWorker worker(dir, "w1");
+  const std::string path = dir.file("app.sock");
+  const Address listen{Address::Kind::unix_socket, {}, 0, path};
+  Process proxy = start_unix_front_door(dir, listen, worker.address(),
+                                        "listen_mode = \"0660\"\nlisten_group = \"nogroup\"\n");
+  REQUIRE(wait_until_accepting(listen));
+  INFO(proxy.log());
+
+  struct stat info {};
+  REQUIRE(::lstat(path.c_str(), &info) == 0);
+  CHECK((info.st_mode & 07777) == 0660);
+  CHECK(info.st_gid == kNogroup);
+  CHECK(connect_as(kNobody, kNogroup, path) == 0);          // nginx's user, in the group
+  CHECK(connect_as(kNobody, kNotNogroup, path) == EACCES);  // any other local user
+  CHECK(send_request(listen, get_request("/door")).status() == 200);
+
+  // A reload may change the group and mode of the running socket in place.
+  dir.write("proxy.toml", "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
+                              listen.to_string() + "\"\nbackends = [\"" +
+                              worker.address().to_string() + "\"]\nlisten_mode = \"0600\"\n");
+  proxy.signal(SIGHUP);
+  CHECK(eventually([&] { return permissions(path) == 0600; }));
+  CHECK(connect_as(kNobody, kNogroup, path) == EACCES);
+  proxy.stop();
+}
+
+TEST_CASE("a Unix front door is never world-writable by default, whatever the umask",
+          "[security]") {
+  TempDir dir;
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  SampleWorker worker(dir, "w1");
+  const std::string path = dir.file("app.sock");
+  const Address listen{Address::Kind::unix_socket, {}, 0, path};
+  Process proxy = start_unix_front_door(dir, listen, worker.address(), "");
+  REQUIRE(wait_until_accepting(listen));
+  INFO(proxy.log());
+  CHECK(permissions(path) == 0660);
+  CHECK(connect_as(kNobody, kNogroup, path) == EACCES);
   proxy.stop();
 }
