@@ -212,6 +212,8 @@ TEST_CASE("a daemon with /metrics on stops promptly, even with a silent scraper 
           {.listen = listen, .backends = {worker.address()}, .metrics_port = metrics_port}),
       listen);
   REQUIRE(wait_scrapable(metrics_port));
+  // Its signal handlers are in place once it says it runs.
+  REQUIRE(eventually([&] { return proxy.process().log().find("running") != std::string::npos; }));
   Descriptors silent;
   silent.fds.push_back(connect_to(loopback(metrics_port)));
 
@@ -371,6 +373,7 @@ TEST_CASE(
   dir.write("proxy.toml", "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
                               listen.to_string() + "\"\nbackends = [\"" +
                               worker.address().to_string() + "\"]\nlisten_mode = \"0600\"\n");
+  REQUIRE(eventually([&] { return proxy.log().find("running") != std::string::npos; }));
   proxy.signal(SIGHUP);
   CHECK(eventually([&] { return permissions(path) == 0600; }));
   CHECK(connect_as(kNobody, kNogroup, path) == EACCES);
