@@ -129,7 +129,8 @@ std::unique_ptr<Listener> Listener::open(const Address& address, const UnixSocke
   if (address.host_is_ipv6()) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   // A Unix socket is born 0600, whatever the umask, and gets its mode and
   // group before listen(): until then a connect is refused, so there is no
-  // moment when anyone else could connect.
+  // moment when anyone else could connect. (The umask is the process's: a
+  // file another thread creates meanwhile is born narrower, never wider.)
   const mode_t old_umask = address.is_unix() ? ::umask(0177) : 0;
   const int bound = ::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size()));
   const int bind_errno = errno;
