@@ -228,7 +228,7 @@ TEST_CASE("a daemon with /metrics on stops promptly, even with a silent scraper 
 }
 
 TEST_CASE(
-    "both daemons raise their soft descriptor limit to the hard one; workers get the "
+    "both daemons raise their soft descriptor limit to the hard one, and workers get the "
     "limit the manager was started with",
     "[security]") {
   TempDir dir;
