@@ -4,6 +4,8 @@
 
 #include <iostream>
 
+#include "scgi/file_limit.hpp"
+
 namespace scgi {
 
 int daemon_main(int argc, char** argv, const DaemonInfo& info,
@@ -33,6 +35,8 @@ int daemon_main(int argc, char** argv, const DaemonInfo& info,
     std::cout << summarize(result.config()) << '\n';
     return 0;
   }
+  // Before anything opens a descriptor that a low soft limit would refuse.
+  report_file_limit(raise_file_limit(), result.config());
   return serve(config_path, result.config());
 }
 

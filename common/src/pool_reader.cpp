@@ -97,6 +97,7 @@ class PoolReader {
   bool read_socket_mode(ConfigReader& reader, PoolConfig& pool);
   void read_env(ConfigReader& reader, PoolConfig& pool);
   void read_identity(ConfigReader& reader, PoolConfig& pool);
+  void read_listen_access(ConfigReader& reader, PoolConfig& pool);
   void read_restart_backoff(ConfigReader& reader, PoolConfig& pool);
   void check_placeholders(ConfigReader& reader, const PoolConfig& pool);
 
@@ -109,6 +110,8 @@ void PoolReader::read(const toml::table& table, PoolConfig& pool) {
   ConfigReader reader(table, "in [[pool]]",
                       {"name",
                        "listen",
+                       "listen_mode",
+                       "listen_group",
                        "command",
                        "socket",
                        "workers",
@@ -162,6 +165,7 @@ void PoolReader::read(const toml::table& table, PoolConfig& pool) {
                 fmt::format("{} has no listen address: scgi-proxy balances only what arrives "
                             "there; add e.g. listen = \"127.0.0.1:4000\"",
                             label(pool)));
+  read_listen_access(reader, pool);
 
   const std::optional<PoolKind> kind = read_source(reader, pool);
   if (kind) pool.kind = *kind;
@@ -557,6 +561,42 @@ void PoolReader::read_identity(ConfigReader& reader, PoolConfig& pool) {
                                 "fix the name",
                                 quote(pool.group), pool.group));
     pool.group.clear();
+  }
+}
+
+// Who may connect to a Unix front door: anyone who can reach an SCGI socket
+// sets every CGI variable, so it is never world-writable unless asked for.
+void PoolReader::read_listen_access(ConfigReader& reader, PoolConfig& pool) {
+  const bool unix_listen = pool.listen && pool.listen->is_unix();
+  for (std::string_view key : {"listen_mode", "listen_group"}) {
+    if (!reader.has(key) || unix_listen) continue;
+    reader.error_at_key(key, fmt::format("{} only applies to a Unix listen address (listen = "
+                                         "\"unix:/run/scgi/app.sock\"); a TCP port is open to "
+                                         "every local user: remove {}",
+                                         key, key));
+  }
+  if (!unix_listen) return;
+  std::string mode;
+  if (reader.read_string("listen_mode", mode)) {
+    const bool digits = !mode.empty() && mode.size() <= 4 &&
+                        mode.find_first_not_of("01234567") == std::string::npos;
+    const unsigned long value = digits ? std::stoul(mode, nullptr, 8) : 0;
+    if (!digits || value > 0777 || (value & 0600) != 0600)
+      reader.error_at(*reader.node("listen_mode"),
+                      fmt::format("listen_mode must be an octal mode in quotes that lets the "
+                                  "owner in, e.g. listen_mode = \"0660\" (owner and group), not "
+                                  "{}",
+                                  quote(mode)));
+    else
+      pool.listen_mode = static_cast<std::uint32_t>(value);
+  }
+  if (reader.read_string("listen_group", pool.listen_group) && !pool.listen_group.empty() &&
+      getgrnam(pool.listen_group.c_str()) == nullptr) {
+    reader.error_at(*reader.node("listen_group"),
+                    fmt::format("no group {} on this machine: create it (groupadd --system {}) or "
+                                "fix the name",
+                                quote(pool.listen_group), pool.listen_group));
+    pool.listen_group.clear();
   }
 }
 

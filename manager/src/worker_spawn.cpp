@@ -14,11 +14,23 @@
 #include <filesystem>
 #include <map>
 
+#include "scgi/file_limit.hpp"
+
 namespace scgi::manager {
 namespace {
 
 // What failed in the child before exec, sent to the parent through a pipe.
-enum class ChildStep : int { session, parent_death, descriptors, cwd, groups, gid, uid, exec };
+enum class ChildStep : int {
+  session,
+  parent_death,
+  descriptors,
+  file_limit,
+  cwd,
+  groups,
+  gid,
+  uid,
+  exec
+};
 
 struct ChildFailure {
   ChildStep step;
@@ -33,6 +45,8 @@ const char* step_text(ChildStep step) {
       return "prctl(PR_SET_PDEATHSIG)";
     case ChildStep::descriptors:
       return "setting up its descriptors";
+    case ChildStep::file_limit:
+      return "setrlimit(RLIMIT_NOFILE)";
     case ChildStep::cwd:
       return "changing to cwd";
     case ChildStep::groups:
@@ -201,6 +215,10 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
   if (inherit) envp.push_back(listen_pid.data());
   envp.push_back(nullptr);
   const pid_t manager_pid = ::getpid();
+  // The manager raised its own soft limit; a worker gets the one it would have
+  // had if started directly (systemd's 1024 keeps select() safe), and may
+  // raise it itself up to the same hard limit.
+  const rlimit worker_file_limit = started_with_file_limit();
 
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) return R::fail(std::string("pipe: ") + std::strerror(errno));
@@ -244,6 +262,8 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int signal_number = 1; signal_number < NSIG; ++signal_number)
       ::signal(signal_number, SIG_DFL);
+    if (::setrlimit(RLIMIT_NOFILE, &worker_file_limit) != 0)
+      child_fail(report_fd, ChildStep::file_limit);
 
     if (!pool.cwd.empty() && ::chdir(pool.cwd.c_str()) != 0) child_fail(report_fd, ChildStep::cwd);
     if (credentials.change) {

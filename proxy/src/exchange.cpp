@@ -13,6 +13,7 @@
 #include "scgi/error_response.hpp"
 #include "scgi/log.hpp"
 #include "scgi/proxy/access_log.hpp"
+#include "scgi/proxy/local_shortage.hpp"
 #include "scgi/proxy/pool.hpp"
 #include "scgi/proxy/watchdog.hpp"
 #include "scgi/request_parser.hpp"
@@ -34,6 +35,9 @@ constexpr int kClientClosedStatus = 499;  // nginx's convention for "the client 
 // no suspension in between, so one buffer per thread serves every exchange:
 // an idle connection holds no buffer at all.
 thread_local std::array<char, 16 * 1024> t_header_buffer;
+
+// One line per 10 s about connects that failed for want of local descriptors.
+ReportThrottle g_connect_shortage_reports(std::chrono::seconds(10));
 
 using Gather = std::array<asio::const_buffer, 2>;
 
@@ -117,7 +121,8 @@ class Exchange {
 
   // What happened, for metrics and the access log.
   Clock::time_point started_ = Clock::now();
-  bool silent_ = false;  // a connection that sent nothing: not a request
+  bool silent_ = false;          // a connection that sent nothing: not a request
+  bool local_shortage_ = false;  // a connect failed for want of our own descriptors or memory
   int status_ = 0;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
@@ -143,6 +148,11 @@ asio::awaitable<void> Exchange::serve() {
     if (acquired.outcome == AcquireOutcome::granted) {
       lease_ = std::move(acquired.lease);
       if (co_await connect(lease_)) break;
+      if (local_shortage_) {
+        lease_.reset();  // the backend is fine: another request may take its slot
+        co_await reply(503, "the proxy is short of file descriptors", true);
+        co_return;
+      }
       tried.push_back(&lease_.backend());
       lease_.reset();
       pool_->stats().count_retry();
@@ -260,6 +270,20 @@ asio::awaitable<bool> Exchange::connect(Lease& lease) {
     auto [ec] = co_await backend_->async_connect(endpoint, use_tuple);
     const bool timed_out = backend_watch_.expired();
     backend_watch_.disarm();
+    if (is_local_shortage(ec)) {
+      // Ours, not the backend's (no socket, or no memory for one): no retry,
+      // no mark against it, and one log line now and then, not one per request.
+      local_shortage_ = true;
+      backend_.reset();
+      std::uint64_t held_back = 0;
+      if (g_connect_shortage_reports.allow(held_back))
+        log_error(
+            "pool {}: cannot open a connection to backend {}: {}: this process is short of "
+            "descriptors or memory (not the backend's fault); answering 503 until some close "
+            "({} more since the last such line). Raise LimitNOFILE / ulimit -n",
+            pool_->name(), backend.name(), ec.message(), held_back);
+      co_return false;
+    }
     if (!ec) {
       // send_now() must never block the thread: a backend that stops reading
       // while it answers would otherwise stall every exchange on it.

@@ -64,9 +64,14 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     const auto existing = pools_.find(pool_config.name);
     const bool unchanged = existing != pools_.end() && existing->second.listener &&
                            existing->second.listener->same_address(*pool_config.listen);
-    if (unchanged) continue;
+    const UnixSocketAccess access{pool_config.listen_mode, pool_config.listen_group};
     std::string error;
-    auto listener = Listener::open(*pool_config.listen, error);
+    if (unchanged) {
+      if (!existing->second.listener->set_access(access, error))
+        errors.push_back("pool " + pool_config.name + ": " + error);
+      continue;
+    }
+    auto listener = Listener::open(*pool_config.listen, access, error);
     if (!listener) {
       errors.push_back("pool " + pool_config.name + ": " + error);
       continue;

@@ -61,6 +61,10 @@ for unit in scgi-manager.service scgi-proxy.service; do
 done
 require scgi-manager.service 'RuntimeDirectory=scgi'
 require scgi-proxy.service 'User=scgi'
+# Descriptors for full queues (issue 12): the manager raises its soft limit
+# itself and gives workers the soft one back; the proxy may not call setrlimit.
+require scgi-manager.service 'LimitNOFILE=1024:524288'
+require scgi-proxy.service 'LimitNOFILE=524288'
 
 check_exposure() {
   local unit=$1 limit=$2 summary

@@ -84,6 +84,10 @@ struct PoolConfig {
   std::string name;               // [a-z0-9_-]+, unique
   SourcePosition position;        // of the [[pool]] header, for later messages
   std::optional<Address> listen;  // nullopt: supervised only, not balanced (scgi-manager)
+  // A Unix `listen` socket's mode and group: who may connect (connecting needs
+  // write permission). Never wider than this, whatever the umask.
+  std::uint32_t listen_mode = 0660;
+  std::string listen_group;  // "" = the daemon's own group
 
   PoolKind kind = PoolKind::command;
   std::vector<std::string> command;  // argv, never a shell; {port}/{socket} not yet replaced

@@ -1139,3 +1139,35 @@ discover = "dns:app.local:5000"
   CHECK_THAT(as_proxy[0], StartsWith("t.toml:1:1: [manager] is for scgi-manager"));
   CHECK_THAT(as_proxy[1], StartsWith("t.toml:6:1: command needs scgi-manager"));
 }
+
+TEST_CASE("a Unix front door is 0660 unless listen_mode says otherwise, and takes listen_group",
+          "[config]") {
+  constexpr std::string_view kUnix = R"([[pool]]
+name = "app"
+listen = "unix:/run/scgi/app.sock"
+backends = ["127.0.0.1:5000"]
+)";
+  const scgi::Config defaults = config_of(kUnix, Mode::proxy);
+  CHECK(defaults.pools[0].listen_mode == 0660);
+  CHECK(defaults.pools[0].listen_group.empty());
+  const scgi::Config set = config_of(
+      std::string(kUnix).append("listen_mode = \"0600\"\nlisten_group = \"root\"\n"), Mode::proxy);
+  CHECK(set.pools[0].listen_mode == 0600);
+  CHECK(set.pools[0].listen_group == "root");
+  CHECK(config_of(std::string(kUnix).append("listen_mode = \"666\"\n"), Mode::proxy)
+            .pools[0]
+            .listen_mode == 0666);
+
+  check_error(std::string(kUnix).append("listen_mode = \"0640x\"\n"), "5:15",
+              "listen_mode must be an octal mode in quotes", Mode::proxy);
+  check_error(std::string(kUnix).append("listen_mode = \"4660\"\n"), "5:15",
+              "listen_mode must be an octal mode", Mode::proxy);
+  check_error(std::string(kUnix).append("listen_mode = \"0060\"\n"), "5:15", "lets the owner in",
+              Mode::proxy);
+  check_error(std::string(kUnix).append("listen_group = \"no-such-group-scgi\"\n"), "5:16",
+              "no group \"no-such-group-scgi\" on this machine", Mode::proxy);
+  check_error(std::string(kProxyMinimal).append("listen_mode = \"0660\"\n"), "5:1",
+              "listen_mode only applies to a Unix listen address", Mode::proxy);
+  check_error(std::string(kManagerMinimal).append("listen_group = \"root\"\n"), "4:1",
+              "listen_group only applies to a Unix listen address");
+}
