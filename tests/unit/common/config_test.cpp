@@ -879,7 +879,7 @@ TEST_CASE("no pool runs more workers than [manager] max_workers_per_pool", "[con
           .append("workers = 2000\n[manager]\nmax_workers_per_pool = 2000\n");
   CHECK(config_of(raised).pools[0].max_workers == 2000);
   check_error(
-      std::string("[manager]\nmax_workers_per_pool = 2\n").append(kManagerMinimal), "3:1",
+      std::string("[manager]\nmax_workers_per_pool = 2\n").append(kManagerMinimal), "4:8",
       "pool \"app\" runs 4 workers by default, more than [manager] max_workers_per_pool (2)");
   check_error("[manager]\nmax_workers_per_pool = 5000\n" + std::string(kManagerMinimal), "2:24",
               "max_workers_per_pool must be at most 4096");
