@@ -130,6 +130,13 @@ TEST_CASE("a deeply nested line is an error and not a crash", "[control][protoco
   for (int i = 0; i < 20'000; ++i)
     nested_object += "[";
   CHECK_THAT(error_for(nested_object), Catch::StartsWith("malformed JSON"));
+  // Valid JSON nested as deep as a line allows: parsed and freed without recursion.
+  const std::string balanced =
+      std::string(kMaxRequestBytes / 2, '[') + std::string(kMaxRequestBytes / 2, ']');
+  CHECK_THAT(error_for(balanced), Catch::Contains("not an array"));
+  const std::string in_an_argument =
+      R"({"command":"status","pool":)" + std::string(30'000, '[') + std::string(30'000, ']') + "}";
+  CHECK(error_for(in_an_argument) == "\"pool\" must be a string, the pool's name");
 }
 
 TEST_CASE("a number out of range anywhere in a request is an error, not an exception",
