@@ -86,6 +86,7 @@ class Loader {
   void check_names(const std::vector<PoolConfig>& pools);
   void check_endpoints();
   void check_backends(const std::vector<PoolConfig>& pools);
+  void check_worker_limits(const Config& config);
 
   Mode mode_;
   ErrorList& errors_;
@@ -119,6 +120,7 @@ Config Loader::load(const toml::table& root, std::string path) {
   check_names(config.pools);
   check_endpoints();
   check_backends(config.pools);
+  check_worker_limits(config);
   return config;
 }
 
@@ -135,8 +137,10 @@ const toml::table* Loader::as_section(const toml::node& node, std::string_view n
 void Loader::read_manager(const toml::node& node, ManagerConfig& out) {
   const toml::table* table = as_section(node, "manager");
   if (table == nullptr) return;
-  ConfigReader reader(*table, "in [manager]",
-                      {"control_socket", "control_group", "log_dir", "shutdown_timeout"}, errors_);
+  ConfigReader reader(
+      *table, "in [manager]",
+      {"control_socket", "control_group", "log_dir", "shutdown_timeout", "max_workers_per_pool"},
+      errors_);
 
   if (reader.read_string("control_socket", out.control_socket)) {
     if (out.control_socket.empty())
@@ -160,6 +164,8 @@ void Loader::read_manager(const toml::node& node, ManagerConfig& out) {
                                 quote(out.control_group), out.control_group));
   reader.read_string("log_dir", out.log_dir);
   reader.read_positive_duration("shutdown_timeout", out.shutdown_timeout);
+  reader.read_integer("max_workers_per_pool", std::uint32_t{1}, kMaxWorkersCeiling,
+                      out.max_workers_per_pool);
 }
 
 void Loader::read_proxy(const toml::node& node, ProxyConfig& out) {
@@ -245,6 +251,26 @@ void Loader::check_backends(const std::vector<PoolConfig>& pools) {
         break;
       }
     }
+  }
+}
+
+// Each pool within [manager] max_workers_per_pool (the pools are read after
+// [manager], but the check waits for both, whatever their order in the file).
+void Loader::check_worker_limits(const Config& config) {
+  const std::uint32_t limit = config.manager.max_workers_per_pool;
+  for (std::size_t i = 0; i < config.pools.size(); ++i) {
+    const PoolConfig& pool = config.pools[i];
+    if (pool.kind != PoolKind::command || pool.max_workers <= limit) continue;
+    const detail::PoolPositions& at = positions_[i];
+    if (at.workers_key.empty())
+      errors_.add(at.name_at, fmt::format("pool {} runs {} workers by default, more than "
+                                          "[manager] max_workers_per_pool ({}): set workers",
+                                          quote(pool.name), pool.max_workers, limit));
+    else
+      errors_.add(at.workers_at,
+                  fmt::format("{} = {} is more than [manager] max_workers_per_pool ({}): lower "
+                              "it, or raise max_workers_per_pool (at most {})",
+                              at.workers_key, pool.max_workers, limit, kMaxWorkersCeiling));
   }
 }
 

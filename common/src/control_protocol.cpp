@@ -89,6 +89,25 @@ std::string without_exception_tag(std::string message) {
   return message;
 }
 
+// A name from the request, echoed in an error: its start is enough to see
+// which one was meant, and a 64 KiB key is not worth sending back.
+std::string excerpt(std::string_view text) {
+  constexpr std::size_t kMaxEchoBytes = 64;
+  if (text.size() <= kMaxEchoBytes) return std::string(text);
+  return std::string(text.substr(0, kMaxEchoBytes)) + "…";
+}
+
+// The whole line as JSON. Besides syntax errors, nlohmann throws out_of_range
+// for a number it cannot hold ({"id":1e400}): every json::exception is the
+// client's mistake here, never a reason to drop the connection.
+Result<json> parse_json(std::string_view line, std::string_view prefix) {
+  try {
+    return Result<json>::ok(json::parse(line));
+  } catch (const json::exception& error) {
+    return Result<json>::fail(std::string(prefix) + without_exception_tag(error.what()));
+  }
+}
+
 }  // namespace
 
 void to_json(json& out, const WorkerStatus& worker) {
@@ -199,15 +218,11 @@ std::optional<Command> command_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-Result<Request> parse_request(std::string_view line, json& id) {
+namespace {
+
+// parse_request once the line is JSON.
+Result<Request> request_from(const json& object, json& id) {
   using R = Result<Request>;
-  id = nullptr;
-  json object;
-  try {
-    object = json::parse(line);
-  } catch (const json::parse_error& error) {
-    return R::fail("malformed JSON: " + without_exception_tag(error.what()));
-  }
   if (!object.is_object()) {
     const std::string_view type = object.type_name();
     return R::fail(
@@ -232,18 +247,20 @@ Result<Request> parse_request(std::string_view line, json& id) {
   const auto command = command_from_name(command_field->get_ref<const std::string&>());
   if (!command)
     return R::fail(fmt::format("unknown command \"{}\": one of {}",
-                               command_field->get_ref<const std::string&>(), command_list()));
+                               excerpt(command_field->get_ref<const std::string&>()),
+                               command_list()));
   request.command = *command;
   const std::string_view name = command_name(*command);
 
   const auto arguments = arguments_of(*command);
-  for (const auto& [key, value] : object.items()) {
+  for (const auto& item : object.items()) {
+    const std::string& key = item.key();  // not a structured binding: clang 14 cannot capture one
     if (key == "command" || key == "id") continue;
     const bool known = std::any_of(arguments.begin(), arguments.end(),
                                    [&key](const Argument& a) { return a.name == key; });
     if (!known)
-      return R::fail(
-          fmt::format("\"{}\" is not an argument of {} ({})", key, name, argument_list(arguments)));
+      return R::fail(fmt::format("\"{}\" is not an argument of {} ({})", excerpt(key), name,
+                                 argument_list(arguments)));
   }
   for (const Argument& argument : arguments) {
     const auto found = object.find(argument.name);
@@ -282,6 +299,21 @@ Result<Request> parse_request(std::string_view line, json& id) {
     }
   }
   return R::ok(std::move(request));
+}
+
+}  // namespace
+
+Result<Request> parse_request(std::string_view line, json& id) {
+  id = nullptr;
+  auto object = parse_json(line, "malformed JSON: ");
+  if (!object) return Result<Request>::fail(object.error());
+  try {
+    return request_from(object.value(), id);
+  } catch (const json::exception& error) {
+    // Every type is checked before it is read; this is the backstop that keeps
+    // a mistake there an error reply instead of a dropped connection.
+    return Result<Request>::fail("malformed request: " + without_exception_tag(error.what()));
+  }
 }
 
 std::string request_line(const Request& request) {
@@ -328,11 +360,9 @@ std::string log_line(std::string_view line) {
 Result<Reply> parse_reply(std::string_view line) {
   using R = Result<Reply>;
   Reply reply;
-  try {
-    reply.body = json::parse(line);
-  } catch (const json::parse_error& error) {
-    return R::fail("the manager sent malformed JSON: " + without_exception_tag(error.what()));
-  }
+  auto body = parse_json(line, "the manager sent malformed JSON: ");
+  if (!body) return R::fail(body.error());
+  reply.body = std::move(body).value();
   if (!reply.body.is_object()) return R::fail("the manager sent a reply that is not an object");
   if (const auto log = reply.body.find("log"); log != reply.body.end() && log->is_string()) {
     reply.is_log = true;

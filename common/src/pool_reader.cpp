@@ -15,7 +15,7 @@
 namespace scgi::detail {
 namespace {
 
-constexpr std::uint32_t kMaxWorkers = 4096;
+constexpr std::uint32_t kMaxWorkers = kMaxWorkersCeiling;
 constexpr std::uint32_t kMaxCount = 1'000'000;  // concurrency, queue_size
 // The smallest valid SCGI header block ("CONTENT_LENGTH\0" "0\0" "SCGI\0" "1\0").
 constexpr std::uint64_t kMinHeaderBytes = 24;
@@ -473,8 +473,11 @@ void PoolReader::read_worker_count(ConfigReader& reader, PoolConfig& pool) {
   }
   if (has_workers) {
     std::uint32_t workers = 0;
-    if (reader.read_integer("workers", std::uint32_t{1}, kMaxWorkers, workers))
+    if (reader.read_integer("workers", std::uint32_t{1}, kMaxWorkers, workers)) {
       pool.min_workers = pool.max_workers = workers;
+      positions_.workers_key = "workers";
+      positions_.workers_at = reader.value_position("workers");
+    }
     return;
   }
   if (has_min != has_max) {
@@ -500,6 +503,8 @@ void PoolReader::read_worker_count(ConfigReader& reader, PoolConfig& pool) {
   }
   pool.min_workers = min;
   pool.max_workers = max;
+  positions_.workers_key = "max_workers";
+  positions_.workers_at = reader.value_position("max_workers");
 }
 
 void PoolReader::read_env(ConfigReader& reader, PoolConfig& pool) {

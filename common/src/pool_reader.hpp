@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,10 @@ struct PoolPositions {
   toml::source_position name_at{};    // valid when the pool's name is set
   toml::source_position listen_at{};  // valid when its listen is set
   std::vector<std::pair<Address, toml::source_position>> backends_at;
+  // The key that sets how many workers the pool may run ("workers" or
+  // "max_workers"; empty when neither is written), and where its value is.
+  std::string_view workers_key{};
+  toml::source_position workers_at{};
 };
 
 // Every error goes to `errors`; the result is meaningful only when there are none.

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "scgi/log.hpp"
+#include "scgi/units.hpp"
 
 namespace scgi::manager {
 namespace {
@@ -208,6 +209,7 @@ struct ControlConnection {
 
   Socket socket;
   Peer peer{};
+  bool admitted = false;  // counted against the connection limits of its user
   // `logs` with follow: lines waiting to be written, and the writer's wake-up.
   bool subscribed = false;
   std::uint64_t subscription = 0;
@@ -256,6 +258,31 @@ struct ControlServer::State {
         "permission denied: uid {} is not root or the manager's user (uid {}); set [manager] "
         "control_group to let a group use scgictl",
         peer.uid, own_uid);
+  }
+
+  // Root and the manager's own user: the administrators this socket exists for.
+  bool is_owner(uid_t uid) const { return uid == 0 || uid == own_uid; }
+
+  // Why one more connection of this peer would be too many, or nullopt. Owners
+  // share one budget and everyone else another, each user at most
+  // max_connections_per_user of it: a control_group member filling its share
+  // takes nothing from root.
+  std::optional<std::string> over_limit(const Peer& peer) const {
+    std::size_t same_class = 0;
+    std::size_t same_user = 0;
+    for (const auto& [id, connection] : connections) {
+      if (!connection->admitted || is_owner(connection->peer.uid) != is_owner(peer.uid)) continue;
+      ++same_class;
+      if (connection->peer.uid == peer.uid) ++same_user;
+    }
+    if (!is_owner(peer.uid) && same_user >= limits.max_connections_per_user)
+      return fmt::format(
+          "too many control connections: uid {} has {} open, the most one user may hold; close "
+          "one and try again",
+          peer.uid, same_user);
+    if (same_class >= limits.max_connections)
+      return fmt::format("too many control connections: {} are open; try again", same_class);
+    return std::nullopt;
   }
 
   void end_log_stream(ControlConnection& connection) {
@@ -541,14 +568,6 @@ asio::awaitable<void> serve(std::shared_ptr<State> state, Socket socket) {
   const Registration registration(state, connection);
   const auto write_timeout = state->limits.write_timeout;
 
-  if (state->connections.size() > state->limits.max_connections) {
-    log_warn("control socket: refused a connection: {} are open already",
-             state->limits.max_connections);
-    co_await write_all(connection.socket,
-                       control::error_reply(nullptr, "too many control connections; try again"),
-                       write_timeout);
-    co_return;
-  }
   std::string error;
   const auto peer = peer_of(connection.socket.native_handle(), error);
   if (!peer) {
@@ -561,13 +580,34 @@ asio::awaitable<void> serve(std::shared_ptr<State> state, Socket socket) {
     co_await write_all(connection.socket, control::error_reply(nullptr, *refusal), write_timeout);
     co_return;
   }
+  if (auto full = state->over_limit(*peer)) {
+    log_warn("control socket: refused pid {} (uid {}): {}", peer->pid, peer->uid, *full);
+    co_await write_all(connection.socket, control::error_reply(nullptr, *full), write_timeout);
+    co_return;
+  }
+  connection.admitted = true;
 
   std::string buffer;
   for (;;) {
-    auto [read_error, length] = co_await asio::async_read_until(
-        connection.socket, asio::dynamic_buffer(buffer, control::kMaxRequestBytes + 1), '\n',
-        kNoThrow);
+    // Idle is waiting for a request line: a command running or a log stream
+    // is not, so only this read has the deadline.
+    asio::steady_timer idle(connection.socket.get_executor(), state->limits.idle_timeout);
+    auto outcome = co_await (
+        asio::async_read_until(connection.socket,
+                               asio::dynamic_buffer(buffer, control::kMaxRequestBytes + 1), '\n',
+                               kNoThrow) ||
+        idle.async_wait(kNoThrow));
     if (state->closed) co_return;
+    if (outcome.index() == 1) {
+      const std::string message =
+          fmt::format("no complete request line within {}; closing the connection",
+                      format_duration(state->limits.idle_timeout));
+      log_info("control socket: closed the idle connection of pid {} (uid {}): {}", peer->pid,
+               peer->uid, message);
+      co_await write_all(connection.socket, control::error_reply(nullptr, message), write_timeout);
+      co_return;
+    }
+    auto [read_error, length] = std::get<0>(outcome);
     if (read_error == asio::error::not_found) {
       const std::string message = fmt::format(
           "request line longer than {} bytes; closing the connection", control::kMaxRequestBytes);

@@ -141,8 +141,7 @@ std::string PoolSupervisor::worker_name(const Worker& worker) const {
 }
 
 void PoolSupervisor::start() {
-  for (std::uint32_t i = 0; i < target_; ++i)
-    feed(add_worker(free_index(), false), WorkerEvent::start);
+  start_toward_target();  // the first few; each tick starts more
   asio::co_spawn(control_, tick_loop(), log_failure("pool " + config_.name + ": supervision"));
 }
 
@@ -571,16 +570,25 @@ void PoolSupervisor::apply_scaling(Clock::time_point now) {
         break;
     }
   }
-  // Make the count match the target: new workers get the lowest free index;
-  // the highest-numbered ready worker goes first.
-  while (wanted_count() < target_)
-    feed(add_worker(free_index(), false), WorkerEvent::start);
+  // Make the count match the target: new workers get the lowest free index,
+  // a few a tick; the highest-numbered ready worker goes first.
+  start_toward_target();
   while (wanted_count() > target_) {
     WorkerPtr victim;
     for (const WorkerPtr& worker : workers_)
       if (!worker->retiring && !worker->replacement) victim = worker;
     retire(victim);
   }
+}
+
+void PoolSupervisor::start_toward_target() {
+  const std::uint32_t wanted = wanted_count();
+  if (wanted >= target_) return;
+  const auto starting = static_cast<std::uint32_t>(
+      std::count_if(workers_.begin(), workers_.end(),
+                    [](const WorkerPtr& w) { return w->state == WorkerState::starting; }));
+  for (std::uint32_t n = starts_allowed(target_ - wanted, starting); n > 0; --n)
+    feed(add_worker(free_index(), false), WorkerEvent::start);
 }
 
 // --- The balancer's reports. ---
@@ -840,8 +848,13 @@ asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
 Result<std::string> PoolSupervisor::scale(std::uint32_t workers) {
   // By hand the pool gets a fixed size, until the next reload.
   config_.min_workers = config_.max_workers = workers;
+  const std::uint32_t before = wanted_count();
   target_ = workers;
   apply_scaling(Clock::now());
+  if (workers > before + Scaler::kStartsPerTick)
+    return Result<std::string>::ok(fmt::format(
+        "pool {}: {} workers; starting them a few at a time (scgictl status {} shows them)",
+        config_.name, workers, config_.name));
   return Result<std::string>::ok(fmt::format("pool {}: {} workers", config_.name, workers));
 }
 

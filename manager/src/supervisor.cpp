@@ -8,11 +8,13 @@
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <csignal>
 #include <set>
 
 #include "scgi/log.hpp"
 #include "scgi/manager/config_diff.hpp"
+#include "scgi/manager/scaler.hpp"
 
 namespace scgi::manager {
 namespace {
@@ -226,6 +228,14 @@ asio::awaitable<R> Supervisor::restart(WorkerTarget target, Progress progress) {
 asio::awaitable<R> Supervisor::scale(std::string pool_name, std::uint32_t workers) {
   auto pool = find({pool_name, std::nullopt});
   if (!pool) co_return R::fail(pool.error());
+  // Bounded by the file as loaded, not by an earlier scale (which fixes the size).
+  const auto configured = std::find_if(config_.pools.begin(), config_.pools.end(),
+                                       [&](const PoolConfig& p) { return p.name == pool_name; });
+  if (configured != config_.pools.end()) {
+    if (auto refusal =
+            scale_refusal(*configured, config_.manager.max_workers_per_pool, workers, config_.path))
+      co_return R::fail(*refusal);
+  }
   co_return pool.value()->scale(workers);
 }
 

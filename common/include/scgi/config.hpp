@@ -36,11 +36,18 @@ struct ConfigError {
   std::string to_string() const;
 };
 
+// No pool runs more workers than this, whatever its file says.
+inline constexpr std::uint32_t kMaxWorkersCeiling = 4096;
+
 struct ManagerConfig {
   std::string control_socket = "/run/scgi/scgi.sock";  // scgictl connects here
   std::string control_group;                           // "" = owner only (mode 0600)
   std::string log_dir;  // worker stdout/stderr files; "" = the manager's own log
   Milliseconds shutdown_timeout{30'000};
+  // The most workers one pool may run: a pool's workers/max_workers and
+  // scgictl scale are held to it, so that a typo or a control_group member
+  // cannot fork the machine to its knees. At most kMaxWorkersCeiling.
+  std::uint32_t max_workers_per_pool = 1024;
 };
 
 struct ProxyConfig {

@@ -864,6 +864,29 @@ TEST_CASE("min_workers above max_workers, or max_workers 0, is refused", "[confi
               "max_workers must be at least 1, not 0");
 }
 
+TEST_CASE("no pool runs more workers than [manager] max_workers_per_pool", "[config]") {
+  CHECK(config_of(kManagerMinimal).manager.max_workers_per_pool == 1024);
+  CHECK(config_of(std::string(kManagerMinimal).append("workers = 1024\n")).pools[0].max_workers ==
+        1024);
+  check_error(std::string(kManagerMinimal).append("workers = 1025\n"), "4:11",
+              "workers = 1025 is more than [manager] max_workers_per_pool (1024): lower it, or "
+              "raise max_workers_per_pool (at most 4096)");
+  check_error(std::string(kManagerMinimal).append("min_workers = 1\nmax_workers = 2000\n"), "5:15",
+              "max_workers = 2000 is more than [manager] max_workers_per_pool (1024)");
+  // The limit is raised, or lowered, in [manager], wherever that stands in the file.
+  const std::string raised =
+      std::string(kManagerMinimal)
+          .append("workers = 2000\n[manager]\nmax_workers_per_pool = 2000\n");
+  CHECK(config_of(raised).pools[0].max_workers == 2000);
+  check_error(
+      std::string("[manager]\nmax_workers_per_pool = 2\n").append(kManagerMinimal), "4:8",
+      "pool \"app\" runs 4 workers by default, more than [manager] max_workers_per_pool (2)");
+  check_error("[manager]\nmax_workers_per_pool = 5000\n" + std::string(kManagerMinimal), "2:24",
+              "max_workers_per_pool must be at most 4096");
+  check_error("[manager]\nmax_workers_per_pool = 0\n" + std::string(kManagerMinimal), "2:24",
+              "max_workers_per_pool must be at least 1");
+}
+
 TEST_CASE("idle_timeout sets how soon a dynamic pool shrinks, and only there", "[config]") {
   CHECK(config_of(kManagerMinimal).pools[0].idle_timeout == Milliseconds(30'000));
   const auto config =

@@ -130,6 +130,66 @@ TEST_CASE("a deeply nested line is an error and not a crash", "[control][protoco
   for (int i = 0; i < 20'000; ++i)
     nested_object += "[";
   CHECK_THAT(error_for(nested_object), Catch::StartsWith("malformed JSON"));
+  // Valid JSON nested as deep as a line allows: parsed and freed without recursion.
+  const std::string balanced =
+      std::string(kMaxRequestBytes / 2, '[') + std::string(kMaxRequestBytes / 2, ']');
+  CHECK_THAT(error_for(balanced), Catch::Contains("not an array"));
+  const std::string in_an_argument =
+      R"({"command":"status","pool":)" + std::string(30'000, '[') + std::string(30'000, ']') + "}";
+  CHECK(error_for(in_an_argument) == "\"pool\" must be a string, the pool's name");
+}
+
+TEST_CASE("a number out of range anywhere in a request is an error, not an exception",
+          "[control][protocol]") {
+  for (const char* line :
+       {R"({"command":"status","id":1e400})", R"({"command":"status","id":-1e400})",
+        R"({"command":"scale","pool":"app","workers":1e400})",
+        R"({"command":"status","x":[1,2,1e999]})", "1e400"}) {
+    INFO(line);
+    json id = "stale";
+    scgi::Result<Request> request = scgi::Result<Request>::fail("not parsed");
+    REQUIRE_NOTHROW(request = parse_request(line, id));
+    REQUIRE_FALSE(request);
+    CHECK_THAT(request.error(), Catch::StartsWith("malformed JSON: number overflow parsing '"));
+    CHECK(id.is_null());
+    // Its error reply is a line scgictl reads.
+    auto reply = parse_reply(error_reply(id, request.error()));
+    REQUIRE(reply);
+    CHECK_FALSE(reply.value().ok);
+  }
+  // Large but finite numbers are numbers: the argument's own check answers.
+  CHECK_THAT(error_for(R"({"command":"scale","pool":"app","workers":1e300})"),
+             Catch::StartsWith("\"workers\" must be a whole number"));
+  CHECK_THAT(
+      error_for(R"({"command":"scale","pool":"app","workers":123456789012345678901234567890})"),
+      Catch::StartsWith("\"workers\" must be a whole number"));
+  CHECK(parsed(R"({"command":"status","id":1e300})").id == 1e300);
+  CHECK(parsed(R"({"command":"status","id":1e-400})").id == 0.0);
+}
+
+TEST_CASE("bytes that are not UTF-8 and escapes of lone surrogates are errors",
+          "[control][protocol]") {
+  CHECK_THAT(error_for("{\"command\":\"status\",\"pool\":\"\xff\xfe\"}"),
+             Catch::StartsWith("malformed JSON"));
+  CHECK_THAT(error_for(R"({"command":"status","pool":"\ud800"})"),
+             Catch::StartsWith("malformed JSON"));
+  // A byte order mark before the object is skipped, as JSON parsers may.
+  CHECK(parsed("\xef\xbb\xbf{\"command\":\"reload\"}").command == Command::reload);
+  // The reply to such a line is still valid JSON (U+FFFD for the bad bytes).
+  json id;
+  auto request = parse_request("{\"command\":\"\xc3\"}", id);
+  REQUIRE_FALSE(request);
+  CHECK_NOTHROW(json::parse(error_reply(id, request.error())));
+}
+
+TEST_CASE("a long name in a request is echoed only in part", "[control][protocol]") {
+  const std::string long_name(10'000, 'k');
+  const std::string unknown_key = error_for(R"({"command":"status",")" + long_name + R"(":1})");
+  CHECK_THAT(unknown_key, Catch::Contains("is not an argument of status"));
+  CHECK(unknown_key.size() < 200);
+  const std::string unknown_command = error_for(R"({"command":")" + long_name + R"("})");
+  CHECK_THAT(unknown_command, Catch::StartsWith("unknown command \"kkkk"));
+  CHECK(unknown_command.size() < 300);
 }
 
 TEST_CASE("request_line writes what parse_request reads", "[control][protocol]") {

@@ -16,6 +16,8 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "scgi/control_protocol.hpp"
@@ -71,6 +73,16 @@ bool closed_by_server(ControlClient& client) {
         !json::parse(read.line).contains("progress"))
       return read.status == ControlClient::ReadStatus::closed;
   }
+}
+
+// The server said the connection was idle, then closed it.
+bool closed_as_idle(ControlClient& client) {
+  const auto read = client.read_line(5s);
+  if (read.status != ControlClient::ReadStatus::line) return false;
+  const json reply = json::parse(read.line);
+  return reply["ok"] == false &&
+         reply["error"].get<std::string>().starts_with("no complete request line within") &&
+         closed_by_server(client);
 }
 
 mode_t file_mode(const std::string& path) {
@@ -153,6 +165,77 @@ ForeignPeer connect_as_nobody(const std::string& path, gid_t gid = kNogroup,
   peer.received = bytes.substr(sizeof(int));
   return peer;
 }
+
+// Connections held by a child running as `uid` (primary group `gid`): each
+// asks for status once and records how it was answered, 'o' ok, 'r' refused
+// (an error reply) or 'x' (nothing, or the connection failed); all stay open
+// until this object goes. After fork the child makes only system calls.
+class ForeignConnections {
+ public:
+  ForeignConnections(const std::string& path, uid_t uid, gid_t gid, int count) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strcpy(address.sun_path, path.c_str());
+    int report[2];
+    int release[2];
+    REQUIRE(::pipe(report) == 0);
+    REQUIRE(::pipe(release) == 0);
+    child_ = ::fork();
+    REQUIRE(child_ >= 0);
+    if (child_ == 0) {
+      ::close(report[0]);
+      ::close(release[1]);
+      if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(10);
+      const char request[] = "{\"command\":\"status\"}\n";
+      for (int i = 0; i < count; ++i) {
+        char outcome = 'x';
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+          // A refusal may come, and the server close, before the request is out.
+          (void)::send(fd, request, sizeof request - 1, MSG_NOSIGNAL);
+          char buffer[4096];
+          std::size_t have = 0;
+          pollfd wait{fd, POLLIN, 0};
+          while (have<sizeof buffer&& ::poll(&wait, 1, 5000)> 0) {
+            const ssize_t got = ::read(fd, buffer + have, sizeof buffer - have);
+            if (got <= 0) break;
+            have += static_cast<std::size_t>(got);
+            if (std::memchr(buffer, '\n', have) != nullptr) break;
+          }
+          const std::string_view reply(buffer, have);
+          if (reply.find("\"ok\":true") != std::string_view::npos) outcome = 'o';
+          if (reply.find("\"ok\":false") != std::string_view::npos) outcome = 'r';
+        }
+        if (::write(report[1], &outcome, 1) != 1) ::_exit(11);
+      }
+      ::close(report[1]);
+      char ignored;
+      (void)::read(release[0], &ignored, 1);  // until the parent closes its end
+      ::_exit(0);
+    }
+    ::close(report[1]);
+    ::close(release[0]);
+    release_ = release[1];
+    char buffer[256];
+    for (ssize_t got; (got = ::read(report[0], buffer, sizeof buffer)) > 0;)
+      outcomes_.append(buffer, static_cast<std::size_t>(got));
+    ::close(report[0]);
+  }
+  ~ForeignConnections() {
+    ::close(release_);
+    int status = 0;
+    ::waitpid(child_, &status, 0);
+  }
+  ForeignConnections(const ForeignConnections&) = delete;
+  ForeignConnections& operator=(const ForeignConnections&) = delete;
+
+  const std::string& outcomes() const { return outcomes_; }
+
+ private:
+  pid_t child_ = -1;
+  int release_ = -1;
+  std::string outcomes_;
+};
 
 // A group other than the test's own, to be control_group: "daemon" on Debian.
 const char* const kOtherGroup = "daemon";
@@ -646,4 +729,93 @@ TEST_CASE("a follower that falls far behind is dropped with an error and memory 
                                                                  "fell more than 65536 bytes"));
   CHECK(closed_by_server(follower));
   CHECK(eventually_on(server, [&] { return server.handler().subscribers.empty(); }));
+}
+
+TEST_CASE("a user of control_group holds at most its share and root always gets in",
+          "[control][server]") {
+  if (::geteuid() != 0) {
+    WARN("not root: cannot run a client as another user");
+    return;
+  }
+  ScratchFolder folder;
+  manager::ControlServerLimits limits;
+  limits.max_connections = 3;
+  limits.max_connections_per_user = 2;
+  RunningServer server(folder.file("scgi.sock"), kOtherGroup, limits);
+  const gid_t control_gid = group_id(kOtherGroup);
+
+  // One user: two connections, the third refused.
+  ForeignConnections nobody(server.path(), kNobody, control_gid, 3);
+  CHECK(nobody.outcomes() == "oor");
+  // Another user gets its own share, up to the limit of everyone but root.
+  ForeignConnections other(server.path(), kNobody - 1, control_gid, 2);
+  CHECK(other.outcomes() == "or");
+
+  // Root is counted apart: all of its own budget is there.
+  std::vector<ControlClient> root;
+  for (int i = 0; i < 3; ++i) {
+    root.push_back(connect_to(server.path()));
+    CHECK(ask(root.back(), "{\"command\":\"status\"}\n")["ok"] == true);
+  }
+  auto one_more = connect_to(server.path());
+  auto read = one_more.read_line(5s);
+  REQUIRE(read.status == ControlClient::ReadStatus::line);
+  CHECK_THAT(json::parse(read.line)["error"].get<std::string>(),
+             Catch::StartsWith("too many control connections: 3 are open"));
+}
+
+TEST_CASE("a connection that sends no complete line within idle_timeout is closed",
+          "[control][server]") {
+  ScratchFolder folder;
+  manager::ControlServerLimits limits;
+  limits.idle_timeout = 300ms;
+  RunningServer server(folder.file("scgi.sock"), "", limits);
+
+  auto silent = connect_to(server.path());
+  auto read = silent.read_line(5s);
+  REQUIRE(read.status == ControlClient::ReadStatus::line);
+  CHECK(json::parse(read.line) == json{{"ok", false},
+                                       {"error",
+                                        "no complete request line within 300ms; closing the "
+                                        "connection"}});
+  CHECK(closed_by_server(silent));
+
+  // A line sent a byte at a time never completes: the deadline is per line.
+  auto trickle = connect_to(server.path());
+  const std::string half = "{\"command\":\"status\"";
+  for (std::size_t i = 0; i < half.size(); ++i) {
+    if (!trickle.send(half.substr(i, 1), 1s)) break;  // closed by now
+    std::this_thread::sleep_for(50ms);
+  }
+  CHECK(closed_as_idle(trickle));
+
+  // Between requests the clock starts again after each reply.
+  auto talker = connect_to(server.path());
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(150ms);
+    CHECK(ask(talker, "{\"command\":\"status\"}\n")["ok"] == true);
+  }
+  CHECK(closed_as_idle(talker));
+}
+
+TEST_CASE("a command running or a log stream is not idle", "[control][server]") {
+  ScratchFolder folder;
+  manager::ControlServerLimits limits;
+  limits.idle_timeout = 200ms;
+  RunningServer server(folder.file("scgi.sock"), "", limits);
+
+  // A restart that takes longer than idle_timeout gets its reply.
+  server.on_loop([&] { server.handler().restart_delay = 300ms; });
+  auto slow = connect_to(server.path());
+  CHECK(ask(slow, "{\"command\":\"restart\",\"pool\":\"app\"}\n")["ok"] == true);
+
+  // A follower that says nothing keeps getting lines long past idle_timeout.
+  auto follower = connect_to(server.path());
+  CHECK(ask(follower, R"({"command":"logs","pool":"app","follow":true})"
+                      "\n")["ok"] == true);
+  std::this_thread::sleep_for(600ms);
+  server.on_loop([&] { server.handler().emit("still here"); });
+  auto line = follower.read_line(5s);
+  REQUIRE(line.status == ControlClient::ReadStatus::line);
+  CHECK(json::parse(line.line) == json{{"log", "still here"}});
 }

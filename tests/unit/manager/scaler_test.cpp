@@ -101,3 +101,48 @@ TEST_CASE("a pool below min_workers grows back at once", "[manager][scaling]") {
   ScaleInput in = pool_at(0s, 0);
   CHECK(scaler.decide(in) == ScaleDecision::grow);
 }
+
+TEST_CASE("starts toward a target are a few a tick while few are starting", "[manager][scaling]") {
+  CHECK(starts_allowed(0, 0) == 0);
+  CHECK(starts_allowed(3, 0) == 3);
+  CHECK(starts_allowed(100'000, 0) == Scaler::kStartsPerTick);
+  CHECK(starts_allowed(100'000, Scaler::kMaxStartingAtOnce - 1) == 1);
+  CHECK(starts_allowed(100'000, Scaler::kMaxStartingAtOnce) == 0);
+  CHECK(starts_allowed(100'000, Scaler::kMaxStartingAtOnce + 5) == 0);
+  // A pool of 1000 needs many ticks, each one forking no more than kStartsPerTick.
+  std::uint32_t started = 0;
+  int ticks = 0;
+  while (started < 1000 && ticks < 10'000) {
+    const std::uint32_t now = starts_allowed(1000 - started, 0);
+    CHECK(now <= Scaler::kStartsPerTick);
+    started += now;
+    ++ticks;
+  }
+  CHECK(started == 1000);
+  CHECK(ticks == 1000 / Scaler::kStartsPerTick);
+}
+
+TEST_CASE("scale by hand stays within the pool's bounds or max_workers_per_pool",
+          "[manager][scaling]") {
+  scgi::PoolConfig fixed;
+  fixed.name = "app";
+  fixed.min_workers = fixed.max_workers = 4;
+  CHECK_FALSE(scale_refusal(fixed, 1024, 0, "/etc/scgi/scgi.toml"));
+  CHECK_FALSE(scale_refusal(fixed, 1024, 1024, "/etc/scgi/scgi.toml"));
+  const auto too_many = scale_refusal(fixed, 1024, 100'000, "/etc/scgi/scgi.toml");
+  REQUIRE(too_many);
+  CHECK(*too_many ==
+        "100000 workers is more than [manager] max_workers_per_pool (1024): raise it in "
+        "/etc/scgi/scgi.toml (at most 4096) and run scgictl reload, or scale pool app to fewer");
+
+  scgi::PoolConfig dynamic = fixed;
+  dynamic.min_workers = 2;
+  dynamic.max_workers = 16;
+  CHECK_FALSE(scale_refusal(dynamic, 1024, 2, "s.toml"));
+  CHECK_FALSE(scale_refusal(dynamic, 1024, 16, "s.toml"));
+  for (const std::uint32_t outside : {0u, 1u, 17u, 1024u}) {
+    const auto refused = scale_refusal(dynamic, 1024, outside, "s.toml");
+    REQUIRE(refused);
+    CHECK_THAT(*refused, Catch::StartsWith("pool app grows and shrinks between 2 and 16 workers"));
+  }
+}

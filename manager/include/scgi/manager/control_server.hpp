@@ -19,9 +19,18 @@
 
 namespace scgi::manager {
 
+// Every per-peer resource has a cap the peer cannot raise (docs/control-protocol.md).
+// Root and the manager's own user ("owners") are counted apart from everyone
+// else, so that no member of control_group can lock them out.
 struct ControlServerLimits {
-  // Connections served at once; one more gets an error reply and is closed.
+  // Connections served at once, for the owners together and for all other
+  // users together; one more gets an error reply and is closed.
   std::size_t max_connections = 128;
+  // Connections of one user that is not an owner (a control_group member).
+  std::size_t max_connections_per_user = 8;
+  // A connection that sends no complete request line for this long, while
+  // nothing is running or streaming for it, gets an error reply and is closed.
+  std::chrono::milliseconds idle_timeout{10'000};
   // A reply the client does not read within this time ends its connection.
   std::chrono::milliseconds write_timeout{30'000};
   // `logs` with follow: a client this many bytes behind the stream is dropped

@@ -106,6 +106,8 @@ class PoolSupervisor {
   void tick(Clock::time_point now, bool sample_usage);
   void check_limits(const WorkerPtr& worker, Clock::time_point now);
   void apply_scaling(Clock::time_point now);
+  // Starts the workers the target is short of, paced (starts_allowed).
+  void start_toward_target();
   std::uint32_t wanted_count() const;
 
   // The balancer's reports, posted to the control thread.

@@ -13,11 +13,20 @@
 // requests in flight would have fit on one worker fewer; the clock restarts
 // after each change, so the pool steps down one worker per idle_timeout and
 // never flaps between growing and shrinking.
+//
+// Starting toward a target (the pool's start, scgictl scale, a reload's new
+// size) is paced the same way: a few workers a tick, and only while few are
+// starting, so that a pool of hundreds never forks them in one burst on the
+// control thread, and the control socket answers between ticks.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 
+#include "scgi/config.hpp"
 #include "scgi/manager/restart_policy.hpp"
 
 namespace scgi::manager {
@@ -41,6 +50,9 @@ class Scaler {
   static constexpr auto kGrowWait = std::chrono::milliseconds(50);
   static constexpr auto kGrowInterval = std::chrono::milliseconds(250);
   static constexpr std::uint32_t kMaxStarting = 2;
+  // Pacing of starts toward the target.
+  static constexpr std::uint32_t kStartsPerTick = 4;
+  static constexpr std::uint32_t kMaxStartingAtOnce = 8;
 
   explicit Scaler(std::chrono::milliseconds idle_timeout) : idle_timeout_(idle_timeout) {}
   void set_idle_timeout(std::chrono::milliseconds idle_timeout) { idle_timeout_ = idle_timeout; }
@@ -53,5 +65,17 @@ class Scaler {
   Clock::time_point spare_since_{};
   bool spare_ = false;
 };
+
+// How many workers to start this tick when `missing` are short of the target
+// and `starting` are starting already.
+std::uint32_t starts_allowed(std::uint32_t missing, std::uint32_t starting);
+
+// Why scgictl scale may not give `pool` (as its file configures it) `workers`
+// workers, or nullopt when it may. A pool that grows and shrinks is scaled
+// within its own min_workers..max_workers; a fixed one within 0 and [manager]
+// max_workers_per_pool. The message names the limit, and how to raise it
+// (edit `config_path`, then scgictl reload).
+std::optional<std::string> scale_refusal(const PoolConfig& pool, std::uint32_t max_workers_per_pool,
+                                         std::uint32_t workers, std::string_view config_path);
 
 }  // namespace scgi::manager
