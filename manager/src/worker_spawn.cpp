@@ -216,8 +216,6 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
     // The child. Its own session and process group: every stop signal goes to
     // the whole group, so what the app forks goes with it.
     if (::setsid() < 0) child_fail(report[1], ChildStep::session);
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(report[1], ChildStep::parent_death);
-    if (::getppid() != manager_pid) ::_exit(127);  // the manager died before prctl
     // Lift every descriptor we keep above 9 first, so that placing them at
     // 0-4 cannot overwrite one another.
     const int keep_report = ::fcntl(report[1], F_DUPFD_CLOEXEC, 10);
@@ -252,6 +250,10 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
       if (::setgid(credentials.gid) != 0) child_fail(report_fd, ChildStep::gid);
       if (::setuid(credentials.uid) != 0) child_fail(report_fd, ChildStep::uid);
     }
+    // After the switch of user: the kernel clears the parent-death signal
+    // whenever the credentials change, so one set earlier would be lost.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(report_fd, ChildStep::parent_death);
+    if (::getppid() != manager_pid) ::_exit(127);  // the manager died before prctl
     if (inherit) write_decimal(listen_pid.data() + 11, static_cast<long>(::getpid()));
     ::execve(command.path.c_str(), argv.data(), envp.data());
     child_fail(report_fd, ChildStep::exec);
