@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 
 namespace scgi::manager {
@@ -81,6 +80,17 @@ Result<std::string> resolve_program(const std::string& name, const PoolConfig& p
   return Result<std::string>::fail("command \"" + name + "\" is not in PATH (" + search +
                                    "): write its full path, or set PATH in the pool's env");
 }
+
+}  // namespace
+
+Result<uid_t> worker_uid(const PoolConfig& pool) {
+  if (pool.user.empty()) return Result<uid_t>::ok(::geteuid());
+  const passwd* user = ::getpwnam(pool.user.c_str());
+  if (user == nullptr) return Result<uid_t>::fail("no user \"" + pool.user + "\" on this machine");
+  return Result<uid_t>::ok(user->pw_uid);
+}
+
+namespace {
 
 struct Credentials {
   bool change = false;
@@ -179,11 +189,12 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
   const Credentials credentials = std::move(credentials_result).value();
   if (credentials.change && socket.mode() == SocketMode::unix_socket) {
     // The worker binds {socket} itself, after it has dropped to its user: the
-    // pool's socket folder must be that user's.
-    const std::string folder = std::filesystem::path(socket.address().path).parent_path().string();
-    if (::chown(folder.c_str(), credentials.uid, credentials.gid) != 0)
-      return R::fail("cannot give the socket folder " + folder + " to user/group \"" + pool.user +
-                     "\"/\"" + pool.group + "\": " + std::strerror(errno));
+    // pool's socket folder must be that user's. By descriptor: its path is not
+    // followed once the folder may be the worker's.
+    if (::fchown(socket.folder_fd(), credentials.uid, credentials.gid) != 0)
+      return R::fail("cannot give the socket folder of " + socket.address().path +
+                     " to user/group \"" + pool.user + "\"/\"" + pool.group +
+                     "\": " + std::strerror(errno));
   }
 
   // Everything the child needs is made before fork: after it, only
