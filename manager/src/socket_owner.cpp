@@ -1,6 +1,13 @@
 #include "scgi/manager/socket_owner.hpp"
 
+#include <arpa/inet.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -45,6 +52,71 @@ void collect(std::string_view table, bool v6, std::uint16_t port, std::vector<ui
   }
 }
 
+// May a listener on this address (network byte order, as sock_diag gives it)
+// take connections to 127.0.0.1?
+bool takes_loopback(int family, const __be32* address) {
+  if (family == AF_INET) return address[0] == htonl(INADDR_LOOPBACK) || address[0] == 0;
+  const bool any = address[0] == 0 && address[1] == 0 && address[2] == 0 && address[3] == 0;
+  const bool mapped_loopback = address[0] == 0 && address[1] == 0 && address[2] == htonl(0xffff) &&
+                               address[3] == htonl(INADDR_LOOPBACK);
+  return any || mapped_loopback;
+}
+
+// The kernel's own list of listening TCP sockets (sock_diag): it walks only
+// the listeners, where /proc/net/tcp prints every connection of the host.
+Result<std::vector<uid_t>> listeners_by_sock_diag(std::uint16_t port) {
+  using R = Result<std::vector<uid_t>>;
+  const int fd = ::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return R::fail(std::string("sock_diag: ") + std::strerror(errno));
+  const timeval limit{1, 0};  // the kernel answers at once; this only bounds a surprise
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  std::vector<uid_t> uids;
+  for (const int family : {AF_INET, AF_INET6}) {
+    struct {
+      nlmsghdr header;
+      inet_diag_req_v2 request;
+    } message{};
+    message.header.nlmsg_len = sizeof message;
+    message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    message.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    message.request.sdiag_family = static_cast<__u8>(family);
+    message.request.sdiag_protocol = IPPROTO_TCP;
+    message.request.idiag_states = 1u << 10;  // TCP_LISTEN
+    if (::send(fd, &message, sizeof message, 0) != static_cast<ssize_t>(sizeof message)) {
+      const int error = errno;
+      ::close(fd);
+      return R::fail(std::string("sock_diag: ") + std::strerror(error));
+    }
+    alignas(nlmsghdr) char buffer[16 * 1024];
+    for (bool done = false; !done;) {
+      const ssize_t got = ::recv(fd, buffer, sizeof buffer, 0);
+      if (got <= 0) {
+        const int error = got < 0 ? errno : EPROTO;
+        ::close(fd);
+        return R::fail(std::string("sock_diag: ") + std::strerror(error));
+      }
+      auto length = static_cast<unsigned>(got);
+      for (auto* reply = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(reply, length);
+           reply = NLMSG_NEXT(reply, length)) {
+        if (reply->nlmsg_type == NLMSG_DONE) {
+          done = true;
+          break;
+        }
+        if (reply->nlmsg_type == NLMSG_ERROR) {
+          ::close(fd);
+          return R::fail("sock_diag: the kernel refused the request");
+        }
+        const auto* socket = static_cast<const inet_diag_msg*>(NLMSG_DATA(reply));
+        if (ntohs(socket->id.idiag_sport) == port &&
+            takes_loopback(socket->idiag_family, socket->id.idiag_src))
+          uids.push_back(socket->idiag_uid);
+      }
+    }
+  }
+  ::close(fd);
+  return R::ok(std::move(uids));
+}
+
 Result<std::string> read_whole(const char* path) {
   std::ifstream in(path);
   if (!in) return Result<std::string>::fail(std::string("cannot read ") + path);
@@ -73,6 +145,8 @@ std::vector<uid_t> loopback_listener_uids(std::string_view tcp, std::string_view
 
 Result<std::vector<uid_t>> loopback_listener_uids(std::uint16_t port) {
   using R = Result<std::vector<uid_t>>;
+  // /proc/net/tcp only where netlink is not allowed (RestrictAddressFamilies=).
+  if (auto listeners = listeners_by_sock_diag(port)) return listeners;
   auto tcp = read_whole("/proc/net/tcp");
   if (!tcp) return R::fail(tcp.error());
   auto tcp6 = read_whole("/proc/net/tcp6");  // absent without IPv6

@@ -69,6 +69,26 @@ TEST_CASE("this machine's own listener shows with this process's uid", "[manager
   REQUIRE(::listen(fd, 1) == 0);
   CHECK(loopback_listener_uids(port).value() == std::vector<uid_t>{::geteuid()});
   ::close(fd);
+
+  // [::] takes 127.0.0.1 too (unless IPV6_V6ONLY); [::1] does not.
+  for (const bool any : {true, false}) {
+    const int v6 = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(v6 >= 0);
+    sockaddr_in6 address6{};
+    address6.sin6_family = AF_INET6;
+    address6.sin6_addr = any ? in6addr_any : in6addr_loopback;
+    socklen_t length6 = sizeof address6;
+    if (::bind(v6, reinterpret_cast<sockaddr*>(&address6), sizeof address6) != 0) {
+      ::close(v6);
+      WARN("no IPv6 here: not checked");
+      return;
+    }
+    REQUIRE(::getsockname(v6, reinterpret_cast<sockaddr*>(&address6), &length6) == 0);
+    REQUIRE(::listen(v6, 1) == 0);
+    const auto uids = loopback_listener_uids(ntohs(address6.sin6_port)).value();
+    CHECK(uids == (any ? std::vector<uid_t>{::geteuid()} : std::vector<uid_t>{}));
+    ::close(v6);
+  }
 }
 
 TEST_CASE("the uid behind a Unix connection is its peer's", "[manager][owner]") {

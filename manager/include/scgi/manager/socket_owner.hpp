@@ -23,7 +23,8 @@ Result<uid_t> unix_peer_uid(int connected_fd);
 std::vector<uid_t> loopback_listener_uids(std::string_view tcp, std::string_view tcp6,
                                           std::uint16_t port);
 
-// The same from this process's network namespace.
+// The same from this process's network namespace: asked of the kernel with
+// sock_diag (listeners only), else read from /proc/net/tcp and tcp6.
 Result<std::vector<uid_t>> loopback_listener_uids(std::uint16_t port);
 
 }  // namespace scgi::manager
