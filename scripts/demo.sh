@@ -58,6 +58,8 @@ name = "demo"
 listen = "127.0.0.1:$port"
 command = ["$PWD/$bin/scgi-sample-worker"]
 workers = 4
+# The demo's workers run as whoever runs it; under root that takes this.
+allow_root = true
 max_requests = 5000
 
 [[pool]]
@@ -66,6 +68,7 @@ listen = "127.0.0.1:$((port + 1))"
 command = ["python3", "$PWD/deploy/examples/workers/hello.py"]
 workers = 2
 env = { PATH = "/usr/local/bin:/usr/bin:/bin" }
+allow_root = true
 TOML
 "$bin/scgi-manager" --config "$state/scgi.toml" 2>"$state/manager.log" &
 manager=$!

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <grp.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -72,7 +73,8 @@ struct Endpoint {
 
 class Loader {
  public:
-  Loader(Mode mode, ErrorList& errors) : mode_(mode), errors_(errors) {}
+  Loader(Mode mode, RunsAs runs_as, ErrorList& errors)
+      : mode_(mode), runs_as_(runs_as), errors_(errors) {}
 
   Config load(const toml::table& root, std::string path);
 
@@ -89,6 +91,7 @@ class Loader {
   void check_worker_limits(const Config& config);
 
   Mode mode_;
+  RunsAs runs_as_;
   ErrorList& errors_;
   std::vector<Endpoint> listeners_;
   std::vector<detail::PoolPositions> positions_;  // one per pool read
@@ -216,7 +219,7 @@ void Loader::read_pools(const toml::table& root, const toml::node& node,
       continue;
     }
     detail::PoolPositions& positions = positions_.emplace_back();
-    PoolConfig pool = detail::read_pool(*table, mode_, errors_, positions);
+    PoolConfig pool = detail::read_pool(*table, mode_, runs_as_, errors_, positions);
     if (pool.listen)
       listeners_.push_back(
           {*pool.listen, positions.listen_at, fmt::format("pool \"{}\"", pool.name)});
@@ -303,7 +306,12 @@ void Loader::check_endpoints() {
 
 }  // namespace
 
-ConfigResult parse_config(std::string_view text, std::string_view display_path, Mode mode) {
+RunsAs running_as() {
+  return ::geteuid() == 0 ? RunsAs::root : RunsAs::user;
+}
+
+ConfigResult parse_config(std::string_view text, std::string_view display_path, Mode mode,
+                          RunsAs runs_as) {
   ErrorList errors{std::string(display_path)};
   toml::table root;
   try {
@@ -313,13 +321,13 @@ ConfigResult parse_config(std::string_view text, std::string_view display_path, 
     errors.add(error.source().begin, "invalid TOML: " + description);
     return ConfigResult::fail(errors.take_sorted());
   }
-  Loader loader(mode, errors);
+  Loader loader(mode, runs_as, errors);
   Config config = loader.load(root, std::string(display_path));
   if (!errors.empty()) return ConfigResult::fail(errors.take_sorted());
   return ConfigResult::ok(std::move(config));
 }
 
-ConfigResult load_config(const std::string& path, Mode mode) {
+ConfigResult load_config(const std::string& path, Mode mode, RunsAs runs_as) {
   ErrorList errors{path};
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
@@ -337,7 +345,7 @@ ConfigResult load_config(const std::string& path, Mode mode) {
     errors.add_file(fmt::format("cannot read: {}", std::strerror(errno)));
     return ConfigResult::fail(errors.take_sorted());
   }
-  return parse_config(text.str(), path, mode);
+  return parse_config(text.str(), path, mode, runs_as);
 }
 
 }  // namespace scgi

@@ -173,6 +173,19 @@ bool ConfigReader::read_string(std::string_view key, std::string& out) {
   return true;
 }
 
+bool ConfigReader::read_bool(std::string_view key, bool& out) {
+  const toml::node* value = node(key);
+  if (value == nullptr) return false;
+  const auto* flag = value->as_boolean();
+  if (flag == nullptr) {
+    error_at(*value, fmt::format("{} must be true or false (without quotes), not {}", key,
+                                 describe_type(*value)));
+    return false;
+  }
+  out = flag->get();
+  return true;
+}
+
 bool ConfigReader::read_integer(std::string_view key, std::int64_t min, std::int64_t max,
                                 std::int64_t& out) {
   const toml::node* value = node(key);

@@ -90,6 +90,7 @@ class ConfigReader {
   // A duration that must be longer than zero (timeouts, intervals).
   bool read_positive_duration(std::string_view key, Milliseconds& out);
   bool read_size(std::string_view key, std::uint64_t& out);
+  bool read_bool(std::string_view key, bool& out);
   // "" reads as nullopt (off); otherwise an address as parse_address takes it.
   bool read_address(std::string_view key, std::optional<Address>& out);
 

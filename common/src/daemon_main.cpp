@@ -24,7 +24,7 @@ int daemon_main(int argc, char** argv, const DaemonInfo& info,
     return app.exit(error) == 0 ? 0 : 2;
   }
 
-  const ConfigResult result = load_config(config_path, info.mode);
+  const ConfigResult result = load_config(config_path, info.mode, running_as());
   if (!result) {
     for (const ConfigError& error : result.errors())
       std::cerr << error.to_string() << '\n';

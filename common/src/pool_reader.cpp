@@ -29,21 +29,14 @@ constexpr std::string_view kPortPlaceholder = "{port}";
 constexpr std::string_view kSocketPlaceholder = "{socket}";
 
 // Keys that only mean something for workers the manager runs.
-constexpr std::string_view kWorkerKeys[] = {"socket",
-                                            "workers",
-                                            "min_workers",
-                                            "max_workers",
-                                            "max_requests",
-                                            "max_lifetime",
-                                            "max_rss",
-                                            "cwd",
-                                            "env",
-                                            "user",
-                                            "group",
-                                            "stop_timeout",
-                                            "restart_backoff",
-                                            "ready_timeout",
-                                            "idle_timeout"};
+constexpr std::string_view kWorkerKeys[] = {"socket",        "workers",
+                                            "min_workers",   "max_workers",
+                                            "max_requests",  "max_lifetime",
+                                            "max_rss",       "cwd",
+                                            "env",           "user",
+                                            "group",         "allow_root",
+                                            "stop_timeout",  "restart_backoff",
+                                            "ready_timeout", "idle_timeout"};
 
 bool valid_pool_name(std::string_view name) {
   if (name.empty()) return false;
@@ -81,8 +74,8 @@ bool is_ip_literal(const std::string& host) {
 
 class PoolReader {
  public:
-  PoolReader(Mode mode, ErrorList& errors, PoolPositions& positions)
-      : mode_(mode), errors_(errors), positions_(positions) {}
+  PoolReader(Mode mode, RunsAs runs_as, ErrorList& errors, PoolPositions& positions)
+      : mode_(mode), runs_as_(runs_as), errors_(errors), positions_(positions) {}
 
   void read(const toml::table& table, PoolConfig& pool);
 
@@ -102,6 +95,7 @@ class PoolReader {
   void check_placeholders(ConfigReader& reader, const PoolConfig& pool);
 
   Mode mode_;
+  RunsAs runs_as_;
   ErrorList& errors_;
   PoolPositions& positions_;
 };
@@ -132,6 +126,7 @@ void PoolReader::read(const toml::table& table, PoolConfig& pool) {
                        "env",
                        "user",
                        "group",
+                       "allow_root",
                        "stop_timeout",
                        "restart_backoff",
                        "ready_timeout",
@@ -567,6 +562,32 @@ void PoolReader::read_identity(ConfigReader& reader, PoolConfig& pool) {
                                 quote(pool.group), pool.group));
     pool.group.clear();
   }
+  reader.read_bool("allow_root", pool.allow_root);
+  if (runs_as_ != RunsAs::root) return;
+  // A manager running as root: a worker that keeps uid 0 owns the machine when
+  // the app has a hole, so that takes a user, or an explicit allow_root.
+  if (pool.user.empty() && !pool.group.empty()) {
+    reader.error_at_key("group",
+                        fmt::format("{} sets group but not user: its workers would keep uid 0 "
+                                    "(root); set user = \"NAME\" too (user = \"root\" with "
+                                    "allow_root = true keeps them root on purpose)",
+                                    label(pool)));
+    return;
+  }
+  if (pool.allow_root) return;
+  if (pool.user.empty()) {
+    reader.error_at_key("command",
+                        fmt::format("{} has no user, and scgi-manager runs as root: its workers "
+                                    "would run as root; set user = \"NAME\" (e.g. useradd "
+                                    "--system {}), or allow_root = true to run them as root on "
+                                    "purpose",
+                                    label(pool), pool.name.empty() ? "app" : pool.name));
+  } else if (const passwd* user = getpwnam(pool.user.c_str()); user && user->pw_uid == 0) {
+    reader.error_at_key("user",
+                        fmt::format("user = {} runs the workers of {} as root: set another user, "
+                                    "or allow_root = true to run them as root on purpose",
+                                    quote(pool.user), label(pool)));
+  }
 }
 
 // Who may connect to a Unix front door: anyone who can reach an SCGI socket
@@ -720,10 +741,10 @@ void PoolReader::check_placeholders(ConfigReader& reader, const PoolConfig& pool
 
 }  // namespace
 
-PoolConfig read_pool(const toml::table& table, Mode mode, ErrorList& errors,
+PoolConfig read_pool(const toml::table& table, Mode mode, RunsAs runs_as, ErrorList& errors,
                      PoolPositions& positions) {
   PoolConfig pool;
-  PoolReader(mode, errors, positions).read(table, pool);
+  PoolReader(mode, runs_as, errors, positions).read(table, pool);
   return pool;
 }
 

@@ -27,7 +27,7 @@ struct PoolPositions {
 };
 
 // Every error goes to `errors`; the result is meaningful only when there are none.
-PoolConfig read_pool(const toml::table& table, Mode mode, ErrorList& errors,
+PoolConfig read_pool(const toml::table& table, Mode mode, RunsAs runs_as, ErrorList& errors,
                      PoolPositions& positions);
 
 }  // namespace scgi::detail

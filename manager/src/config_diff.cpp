@@ -41,6 +41,7 @@ const std::vector<Key>& pool_keys() {
       key("env", [](const PoolConfig& p) { return p.env; }),
       key("user", [](const PoolConfig& p) { return p.user; }),
       key("group", [](const PoolConfig& p) { return p.group; }),
+      key("allow_root", [](const PoolConfig& p) { return p.allow_root; }),
       key("stop_timeout", [](const PoolConfig& p) { return p.stop_timeout; }),
       key("restart_backoff",
           [](const PoolConfig& p) {

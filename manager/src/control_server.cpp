@@ -240,11 +240,16 @@ struct ControlServer::State {
   std::string group_name;
   std::optional<gid_t> group;
   uid_t own_uid = ::geteuid();
+  pid_t own_pid = ::getpid();
   std::uint64_t next_connection = 0;
   std::map<std::uint64_t, ControlConnection*> connections;
 
   // Why this peer may not use the socket, or nullopt when it may.
   std::optional<std::string> refusal(int fd, const Peer& peer) const {
+    // The manager never talks to itself here: such a connection comes from a
+    // path that led back to this socket (a worker's socket made a symlink).
+    if (limits.refuse_own_process && peer.pid == own_pid)
+      return "a connection from scgi-manager itself (a worker's socket path that leads here?)";
     if (peer.uid == 0 || peer.uid == own_uid) return std::nullopt;
     if (group) {
       if (peer.gid == *group || peer_groups_contain(fd, *group) ||

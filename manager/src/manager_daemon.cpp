@@ -1,59 +1,33 @@
 #include "scgi/manager/manager_daemon.hpp"
 
-#include <stdlib.h>
-#include <sys/stat.h>
-#include <unistd.h>
 #include <asio/io_context.hpp>
 
 #include <csignal>
-#include <filesystem>
 
 #include "scgi/log.hpp"
 #include "scgi/manager/control_server.hpp"
 #include "scgi/manager/manager_metrics.hpp"
+#include "scgi/manager/runtime_folder.hpp"
 #include "scgi/manager/supervisor.hpp"
 #include "scgi/proxy/daemon_signals.hpp"
 #include "scgi/proxy/metrics_server.hpp"
 #include "scgi/proxy/proxy_server.hpp"
 
 namespace scgi::manager {
-namespace {
-
-// A folder for the workers' Unix sockets, one 0700 folder per pool inside:
-// $RUNTIME_DIRECTORY under systemd, else the system's temporary folder. 0711,
-// not 0700, so that workers running as another user can reach their pool's
-// folder (which is then theirs) without listing the others.
-Result<std::string> make_runtime_dir() {
-  const char* base = std::getenv("RUNTIME_DIRECTORY");
-  std::string pattern = std::string(base && *base ? base : "/tmp") + "/scgi-manager.XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr || ::chmod(pattern.c_str(), 0711) != 0)
-    return Result<std::string>::fail("cannot create a runtime folder " + pattern + ": " +
-                                     std::strerror(errno));
-  return Result<std::string>::ok(pattern);
-}
-
-}  // namespace
-
 int run_manager_daemon(const std::string& config_path, const Config& config) {
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
-  auto runtime_dir = make_runtime_dir();
+  // Removed at exit, after the supervisor (declared later) is gone.
+  auto runtime_dir = RuntimeFolder::create();
   if (!runtime_dir) {
     log_error("{}", runtime_dir.error());
     return 1;
   }
-  struct RemoveOnExit {
-    std::string path;
-    ~RemoveOnExit() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  } remove_runtime_dir{runtime_dir.value()};
 
   asio::io_context control(1);
   proxy::ProxyServer server(control, config.proxy.threads);
   Config running = config;
   running.path = config_path;
-  Supervisor supervisor(control, server, running, runtime_dir.value());
+  Supervisor supervisor(control, server, running, runtime_dir.value().path());
 
   // First the control socket: if another manager runs on it, start nothing.
   ControlServer control_server(control, config.manager.control_socket, config.manager.control_group,

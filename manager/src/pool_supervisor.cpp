@@ -19,6 +19,7 @@
 #include "scgi/manager/output_lines.hpp"
 #include "scgi/manager/process_stats.hpp"
 #include "scgi/manager/readiness_probe.hpp"
+#include "scgi/manager/socket_owner.hpp"
 #include "scgi/manager/worker_logs.hpp"
 #include "scgi/manager/worker_spawn.hpp"
 
@@ -76,6 +77,7 @@ struct PoolSupervisor::Worker {
   bool retiring = false;     // leaves the pool once stopped
   bool drained_by_hand = false;
   std::optional<WorkerSocket> socket;
+  std::shared_ptr<PinnedSocket> pinned;     // unix mode: the socket it bound, once checked
   std::shared_ptr<proxy::Backend> backend;  // while routed
   pid_t pid = 0;
   Clock::time_point started_at{};
@@ -226,6 +228,7 @@ void PoolSupervisor::after_transition(const WorkerPtr& worker) {
 void PoolSupervisor::spawn(const WorkerPtr& worker) {
   // inherit keeps its listening socket across restarts (connections waiting
   // in its backlog survive); port and unix get a fresh address each time.
+  worker->pinned.reset();  // routed ones linger (see unroute)
   if (!worker->socket || config_.socket != SocketMode::inherit) {
     worker->socket.reset();
     auto socket = WorkerSocket::prepare(config_, worker->index, runtime_dir_, worker->instance);
@@ -278,34 +281,104 @@ void PoolSupervisor::spawn_failed(const WorkerPtr& worker) {
 
 void PoolSupervisor::probe(const WorkerPtr& worker) {
   if (worker->pid == 0) return;
-  auto endpoints = proxy::resolve_endpoints(worker->socket->address());
-  if (!endpoints) {
-    log_error("{}: {}", worker_name(*worker), endpoints.error());
+  auto owner = worker_uid(config_);
+  if (!owner) {
+    log_error("{}: {}", worker_name(*worker), owner.error());
     return;
   }
   const std::uint64_t epoch = worker->epoch;
   const auto deadline = Clock::now() + config_.ready_timeout;
   std::weak_ptr<Worker> weak = worker;
   std::weak_ptr<bool> alive = alive_;
-  asio::co_spawn(control_,
-                 wait_until_accepting(control_.get_executor(), endpoints.value(), deadline),
-                 [this, weak, alive, epoch](std::exception_ptr e, bool ready) {
-                   auto worker = weak.lock();
-                   if (e || !alive.lock() || !worker || worker->epoch != epoch) return;
-                   if (!ready) {
-                     log_error(
-                         "{}: pid {} did not accept connections within ready_timeout ({}): "
-                         "a failed start",
-                         worker_name(*worker), worker->pid, format_duration(config_.ready_timeout));
-                     worker->failure_reason = RestartReason::health;
-                     worker->last_exit = "not ready within ready_timeout";
-                   }
-                   feed(worker, ready ? WorkerEvent::became_ready : WorkerEvent::ready_timeout);
-                 });
+  asio::co_spawn(
+      control_,
+      wait_until_ready(control_.get_executor(), probe_checks(worker, owner.value()), deadline),
+      [this, weak, alive, epoch](std::exception_ptr e, Readiness readiness) {
+        auto worker = weak.lock();
+        if (e || !alive.lock() || !worker || worker->epoch != epoch) return;
+        switch (readiness.outcome) {
+          case Readiness::Outcome::ready:
+            return feed(worker, WorkerEvent::became_ready);
+          case Readiness::Outcome::timed_out:
+            log_error(
+                "{}: pid {} did not accept connections within ready_timeout ({}): "
+                "a failed start",
+                worker_name(*worker), worker->pid, format_duration(config_.ready_timeout));
+            worker->last_exit = "not ready within ready_timeout";
+            break;
+          case Readiness::Outcome::refused:
+            log_error("{}: pid {}: {}: a failed start", worker_name(*worker), worker->pid,
+                      readiness.refusal);
+            worker->last_exit = "refused: " + readiness.refusal;
+            break;
+        }
+        worker->pinned.reset();
+        worker->failure_reason = RestartReason::health;
+        feed(worker, WorkerEvent::ready_timeout);
+      });
+}
+
+// What the probe may trust where the worker binds its socket itself: in unix
+// mode the socket file must be a socket of the pool's user (pinned, and the
+// peer of the connection that user); in port mode every listener that may
+// take 127.0.0.1:PORT must be the pool's user, or another local user who took
+// the port first would receive the pool's requests.
+ProbeChecks PoolSupervisor::probe_checks(const WorkerPtr& worker, uid_t owner) {
+  std::weak_ptr<Worker> weak = worker;
+  const std::uint64_t epoch = worker->epoch;
+  const SocketMode mode = config_.socket;
+  ProbeChecks checks;
+  checks.locate = [weak, epoch, owner, mode]() -> ProbeTarget {
+    auto worker = weak.lock();
+    if (!worker || worker->epoch != epoch || !worker->socket)
+      return {{}, "the worker was stopped meanwhile"};
+    Address address = worker->socket->address();
+    if (mode == SocketMode::unix_socket) {
+      if (!worker->pinned) {
+        PinAttempt attempt = worker->socket->pin(owner);
+        if (attempt.outcome == PinAttempt::Outcome::absent) return {};
+        if (attempt.outcome == PinAttempt::Outcome::refused) return {{}, attempt.refusal};
+        worker->pinned = std::move(attempt.socket);
+      }
+      address = worker->pinned->address();
+    }
+    auto endpoints = proxy::resolve_endpoints(address);
+    if (!endpoints) return {{}, endpoints.error()};
+    return {std::move(endpoints).value(), std::nullopt};
+  };
+  if (mode == SocketMode::unix_socket) {
+    checks.verify = [owner](int fd) -> std::optional<std::string> {
+      auto peer = unix_peer_uid(fd);
+      if (!peer) return peer.error();
+      if (peer.value() == owner) return std::nullopt;
+      return fmt::format(
+          "the process listening on its socket runs as uid {}, not as the pool's "
+          "user (uid {})",
+          peer.value(), owner);
+    };
+  } else if (mode == SocketMode::port) {
+    const std::uint16_t port = worker->socket->address().port;
+    checks.verify = [owner, port](int) -> std::optional<std::string> {
+      auto uids = loopback_listener_uids(port);
+      if (!uids) return uids.error();
+      for (const uid_t uid : uids.value())
+        if (uid != owner)
+          return fmt::format(
+              "127.0.0.1:{} is held by uid {}, not by the pool's user (uid {}): "
+              "another process took the port; not routing to it",
+              port, uid, owner);
+      if (uids.value().empty())
+        return fmt::format("no listener on 127.0.0.1:{} shows in /proc/net/tcp", port);
+      return std::nullopt;
+    };
+  }
+  return checks;
 }
 
 void PoolSupervisor::route(const WorkerPtr& worker) {
-  auto endpoints = proxy::resolve_endpoints(worker->socket->address());
+  // Unix mode connects through the pinned socket; names and labels keep the path.
+  const Address target = worker->pinned ? worker->pinned->address() : worker->socket->address();
+  auto endpoints = proxy::resolve_endpoints(target);
   if (!endpoints) return;
   std::vector<WorkerPtr> replaced;
   if (worker->replacement) {
@@ -343,6 +416,8 @@ void PoolSupervisor::drain(const WorkerPtr& worker) {
 void PoolSupervisor::unroute(const WorkerPtr& worker) {
   if (!worker->backend) return;
   pool_->remove_backend(worker->backend);
+  if (worker->pinned) lingering_.push_back({worker->backend, std::move(worker->pinned)});
+  worker->pinned.reset();
   worker->backend.reset();
 }
 
@@ -502,6 +577,7 @@ asio::awaitable<void> PoolSupervisor::tick_loop() {
 }
 
 void PoolSupervisor::tick(Clock::time_point now, bool sample_usage) {
+  std::erase_if(lingering_, [](const Lingering& l) { return l.backend.expired(); });
   if (sample_usage) traffic_.add(now, pool_->stats().snapshot().request_duration);
   const auto snapshot = workers_;  // ticks may add or retire workers
   for (const WorkerPtr& worker : snapshot) {

@@ -14,9 +14,12 @@ using asio::experimental::as_tuple;
 constexpr auto kFirstRetry = std::chrono::milliseconds(10);
 constexpr auto kMaxRetry = std::chrono::milliseconds(200);
 
-// One attempt: connected, and the worker closed back (or answered anything).
-asio::awaitable<bool> accepted(asio::any_io_executor executor, const proxy::Endpoint& endpoint,
-                               Clock::time_point deadline) {
+enum class Attempt { accepted, not_yet, refused };
+
+// One attempt: connected, verified, and the worker closed back (or answered anything).
+asio::awaitable<Attempt> attempt(asio::any_io_executor executor, const proxy::Endpoint& endpoint,
+                                 const ProbeChecks& checks, Clock::time_point deadline,
+                                 std::string& refusal) {
   // Shared with the deadline's handler, which may run after this frame is gone.
   auto socket = std::make_shared<proxy::Socket>(executor);
   asio::steady_timer watch(executor, deadline);
@@ -27,7 +30,14 @@ asio::awaitable<bool> accepted(asio::any_io_executor executor, const proxy::Endp
   auto [connect_error] = co_await socket->async_connect(endpoint, as_tuple(asio::use_awaitable));
   if (connect_error) {
     watch.cancel();
-    co_return false;
+    co_return Attempt::not_yet;
+  }
+  if (checks.verify) {
+    if (auto why = checks.verify(socket->native_handle())) {
+      watch.cancel();
+      refusal = std::move(*why);
+      co_return Attempt::refused;
+    }
   }
   asio::error_code ec;
   socket->shutdown(asio::socket_base::shutdown_send, ec);
@@ -36,24 +46,32 @@ asio::awaitable<bool> accepted(asio::any_io_executor executor, const proxy::Endp
       co_await socket->async_read_some(asio::buffer(&byte, 1), as_tuple(asio::use_awaitable));
   watch.cancel();
   // EOF or a reset: the worker accepted and closed. Aborted: the deadline passed.
-  co_return n > 0 || read_error == asio::error::eof || read_error == asio::error::connection_reset;
+  const bool closed_back =
+      n > 0 || read_error == asio::error::eof || read_error == asio::error::connection_reset;
+  co_return closed_back ? Attempt::accepted : Attempt::not_yet;
 }
 
 }  // namespace
 
-asio::awaitable<bool> wait_until_accepting(asio::any_io_executor executor,
-                                           std::vector<proxy::Endpoint> endpoints,
-                                           Clock::time_point deadline) {
+asio::awaitable<Readiness> wait_until_ready(asio::any_io_executor executor, ProbeChecks checks,
+                                            Clock::time_point deadline) {
   auto retry = std::chrono::milliseconds(kFirstRetry);
   asio::steady_timer pause(executor);
   while (Clock::now() < deadline) {
-    for (const proxy::Endpoint& endpoint : endpoints)
-      if (co_await accepted(executor, endpoint, deadline)) co_return true;
+    ProbeTarget target = checks.locate();
+    if (target.refusal) co_return Readiness{Readiness::Outcome::refused, *target.refusal};
+    for (const proxy::Endpoint& endpoint : target.endpoints) {
+      std::string refusal;
+      const Attempt result = co_await attempt(executor, endpoint, checks, deadline, refusal);
+      if (result == Attempt::accepted) co_return Readiness{Readiness::Outcome::ready, {}};
+      if (result == Attempt::refused)
+        co_return Readiness{Readiness::Outcome::refused, std::move(refusal)};
+    }
     pause.expires_after(std::min<Clock::duration>(retry, deadline - Clock::now()));
     co_await pause.async_wait(as_tuple(asio::use_awaitable));
     retry = std::min(retry * 2, kMaxRetry);
   }
-  co_return false;
+  co_return Readiness{Readiness::Outcome::timed_out, {}};
 }
 
 }  // namespace scgi::manager

@@ -240,7 +240,7 @@ asio::awaitable<R> Supervisor::scale(std::string pool_name, std::uint32_t worker
 }
 
 asio::awaitable<R> Supervisor::reload() {
-  const ConfigResult result = load_config(config_.path, Mode::manager);
+  const ConfigResult result = load_config(config_.path, Mode::manager, running_as());
   if (!result) {
     std::string message = config_.path + " has errors; the running configuration stays:";
     for (const ConfigError& error : result.errors())

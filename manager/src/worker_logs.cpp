@@ -25,6 +25,7 @@ WorkerLogs::WorkerLogs(std::string log_dir, std::uint64_t max_file_bytes, std::s
 WorkerLogs::~WorkerLogs() {
   for (auto& [pool, file] : files_)
     if (file.fd >= 0) ::close(file.fd);
+  if (dir_fd_ >= 0) ::close(dir_fd_);
 }
 
 std::string WorkerLogs::path(std::string_view pool) const {
@@ -76,17 +77,39 @@ void WorkerLogs::write_to_file(const std::string& pool, PoolFile& file, std::str
   file.size_bytes += line.size();
 }
 
-bool WorkerLogs::open_file(const std::string& pool, PoolFile& file) {
+bool WorkerLogs::open_dir(const std::string& pool, PoolFile& file) {
+  if (dir_fd_ >= 0) return true;
   std::error_code error;
   std::filesystem::create_directories(log_dir_, error);
   if (error) {
     fail(pool, file, "cannot create the directory " + log_dir_, error.value());
     return false;
   }
+  dir_fd_ = ::open(log_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) {
+    fail(pool, file, "cannot open the directory " + log_dir_, errno);
+    return false;
+  }
+  return true;
+}
+
+// The log folder may be writable by a worker's user: the file is opened
+// relative to the folder, never through a symlink (O_NOFOLLOW), and only when
+// it is a regular file with no other name (not a hard link to, say,
+// /etc/shadow); O_NONBLOCK keeps a FIFO put there from blocking the manager.
+bool WorkerLogs::open_file(const std::string& pool, PoolFile& file) {
+  if (!open_dir(pool, file)) return false;
   const std::string file_path = path(pool);
-  const int fd = ::open(file_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  const std::string name = std::string(pool) + ".log";
+  const int fd =
+      ::openat(dir_fd_, name.c_str(),
+               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0640);
   if (fd < 0) {
-    fail(pool, file, "cannot open " + file_path, errno);
+    const int open_error = errno;
+    fail(pool, file,
+         open_error == ELOOP ? "not writing through the symbolic link " + file_path
+                             : "cannot open " + file_path,
+         open_error);
     return false;
   }
   struct stat status {};
@@ -94,6 +117,12 @@ bool WorkerLogs::open_file(const std::string& pool, PoolFile& file) {
     const int fstat_error = errno;
     ::close(fd);
     fail(pool, file, "cannot stat " + file_path, fstat_error);
+    return false;
+  }
+  if (!S_ISREG(status.st_mode) || status.st_nlink != 1) {
+    ::close(fd);
+    fail(pool, file,
+         "not writing to " + file_path + ": it is not a regular file with a single name", EPERM);
     return false;
   }
   file.fd = fd;
@@ -106,12 +135,13 @@ bool WorkerLogs::open_file(const std::string& pool, PoolFile& file) {
 // rename that fails stops the chain (nothing is overwritten that was not
 // moved on) and the current file keeps growing until reopen().
 bool WorkerLogs::rotate(const std::string& pool, PoolFile& file) {
-  const std::string base = path(pool);
+  // Names relative to the log folder: renames and removals never follow a link.
+  const std::string base = pool + ".log";
   auto numbered = [&](std::size_t n) { return n == 0 ? base : base + "." + std::to_string(n); };
   ::close(file.fd);
   file.fd = -1;
   if (kept_files_ == 0) {
-    if (::unlink(base.c_str()) != 0 && errno != ENOENT) {
+    if (::unlinkat(dir_fd_, base.c_str(), 0) != 0 && errno != ENOENT) {
       const int error = errno;
       log_error("worker output of pool {}: cannot remove {} to start it over: {}", pool, base,
                 std::strerror(error));
@@ -122,7 +152,7 @@ bool WorkerLogs::rotate(const std::string& pool, PoolFile& file) {
   for (std::size_t n = kept_files_; n > 0; --n) {
     const std::string from = numbered(n - 1);
     const std::string to = numbered(n);
-    if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
+    if (::renameat(dir_fd_, from.c_str(), dir_fd_, to.c_str()) != 0 && errno != ENOENT) {
       const int error = errno;
       log_error(
           "worker output of pool {}: cannot rotate {} to {}: {}; the file grows past {} "
@@ -151,6 +181,8 @@ void WorkerLogs::reopen() {
     if (file.fd >= 0) ::close(file.fd);
     file = PoolFile{};  // opened again by path on the pool's next line
   }
+  if (dir_fd_ >= 0) ::close(dir_fd_);
+  dir_fd_ = -1;
 }
 
 std::vector<std::string> WorkerLogs::recent(std::string_view pool,

@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 
 #include "scgi/file_limit.hpp"
@@ -95,6 +94,17 @@ Result<std::string> resolve_program(const std::string& name, const PoolConfig& p
   return Result<std::string>::fail("command \"" + name + "\" is not in PATH (" + search +
                                    "): write its full path, or set PATH in the pool's env");
 }
+
+}  // namespace
+
+Result<uid_t> worker_uid(const PoolConfig& pool) {
+  if (pool.user.empty()) return Result<uid_t>::ok(::geteuid());
+  const passwd* user = ::getpwnam(pool.user.c_str());
+  if (user == nullptr) return Result<uid_t>::fail("no user \"" + pool.user + "\" on this machine");
+  return Result<uid_t>::ok(user->pw_uid);
+}
+
+namespace {
 
 struct Credentials {
   bool change = false;
@@ -193,11 +203,12 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
   const Credentials credentials = std::move(credentials_result).value();
   if (credentials.change && socket.mode() == SocketMode::unix_socket) {
     // The worker binds {socket} itself, after it has dropped to its user: the
-    // pool's socket folder must be that user's.
-    const std::string folder = std::filesystem::path(socket.address().path).parent_path().string();
-    if (::chown(folder.c_str(), credentials.uid, credentials.gid) != 0)
-      return R::fail("cannot give the socket folder " + folder + " to user/group \"" + pool.user +
-                     "\"/\"" + pool.group + "\": " + std::strerror(errno));
+    // pool's socket folder must be that user's. By descriptor: its path is not
+    // followed once the folder may be the worker's.
+    if (::fchown(socket.folder_fd(), credentials.uid, credentials.gid) != 0)
+      return R::fail("cannot give the socket folder of " + socket.address().path +
+                     " to user/group \"" + pool.user + "\"/\"" + pool.group +
+                     "\": " + std::strerror(errno));
   }
 
   // Everything the child needs is made before fork: after it, only
@@ -234,8 +245,6 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
     // The child. Its own session and process group: every stop signal goes to
     // the whole group, so what the app forks goes with it.
     if (::setsid() < 0) child_fail(report[1], ChildStep::session);
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(report[1], ChildStep::parent_death);
-    if (::getppid() != manager_pid) ::_exit(127);  // the manager died before prctl
     // Lift every descriptor we keep above 9 first, so that placing them at
     // 0-4 cannot overwrite one another.
     const int keep_report = ::fcntl(report[1], F_DUPFD_CLOEXEC, 10);
@@ -272,6 +281,10 @@ Result<pid_t> spawn_worker(const PoolConfig& pool, std::uint32_t worker_index,
       if (::setgid(credentials.gid) != 0) child_fail(report_fd, ChildStep::gid);
       if (::setuid(credentials.uid) != 0) child_fail(report_fd, ChildStep::uid);
     }
+    // After the switch of user: the kernel clears the parent-death signal
+    // whenever the credentials change, so one set earlier would be lost.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) child_fail(report_fd, ChildStep::parent_death);
+    if (::getppid() != manager_pid) ::_exit(127);  // the manager died before prctl
     if (inherit) write_decimal(listen_pid.data() + 11, static_cast<long>(::getpid()));
     ::execve(command.path.c_str(), argv.data(), envp.data());
     child_fail(report_fd, ChildStep::exec);

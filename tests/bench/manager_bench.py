@@ -58,7 +58,9 @@ class Manager:
             f'[manager]\ncontrol_socket = "{self.socket}"\n'
             f'[metrics]\nlisten = "127.0.0.1:{self.metrics}"\n'
             f'[[pool]]\nname = "app"\nlisten = "127.0.0.1:{self.listen}"\n'
-            f'command = ["{bin_dir / "scgi-sample-worker"}"]\n{pool_keys}\n')
+            f'command = ["{bin_dir / "scgi-sample-worker"}"]\n'
+            # Run as root, the workers may stay root: a benchmark, not a deployment.
+            f'allow_root = true\n{pool_keys}\n')
         self.bin_dir = bin_dir
         self.process = subprocess.Popen(
             [str(bin_dir / "scgi-manager"), "--config", str(config)],

@@ -150,6 +150,8 @@ class Stack:
                 f'command = ["{self.binaries.sample_worker}", "--name", "{pool.name}"]',
                 'env = { PATH = "/usr/local/bin:/usr/bin:/bin" }',
                 'stop_timeout = "2s"',
+                # Run as root, the workers may stay root: a test stack, not a deployment.
+                "allow_root = true",
                 pool.keys,
             ]
         return "\n".join(lines) + "\n"

@@ -126,6 +126,8 @@ struct PoolConfig {
   std::map<std::string, std::string> env;
   std::string user;   // "" = do not change
   std::string group;  // "" = do not change
+  // A manager running as root runs a pool's workers as root only when told so.
+  bool allow_root = false;
   Milliseconds stop_timeout{10'000};
   RestartBackoff restart_backoff;
   Milliseconds ready_timeout{10'000};
@@ -161,11 +163,19 @@ class ConfigResult {
   std::vector<ConfigError> errors_;
 };
 
+// Who will run the file's workers: a manager running as root must not run
+// them as root unless a pool says allow_root = true (see read_identity).
+enum class RunsAs { user, root };
+
+// The RunsAs of this process (its effective uid).
+RunsAs running_as();
+
 // Reads and validates the file at `path`; messages name it as given.
-ConfigResult load_config(const std::string& path, Mode mode);
+ConfigResult load_config(const std::string& path, Mode mode, RunsAs runs_as = RunsAs::user);
 
 // Validates `text`; `display_path` is the file name used in messages.
-ConfigResult parse_config(std::string_view text, std::string_view display_path, Mode mode);
+ConfigResult parse_config(std::string_view text, std::string_view display_path, Mode mode,
+                          RunsAs runs_as = RunsAs::user);
 
 // One line for `--check`: "FILE: OK, 2 pools (app: 4 workers, api: 2-16 workers)".
 std::string summarize(const Config& config);

@@ -123,6 +123,10 @@ std::vector<std::string> sample_worker_command(std::vector<std::string> extra) {
 }
 
 std::string managed_pool_config(const ManagedPool& spec, const std::string& control_socket) {
+  // Tests run as root, where a pool must name its user or allow root; those
+  // that do not choose a user let it run as root.
+  const bool chooses_identity = spec.pool_keys.find("user =") != std::string::npos ||
+                                spec.pool_keys.find("allow_root") != std::string::npos;
   std::string command = "[";
   for (std::size_t i = 0; i < spec.command.size(); ++i)
     command += (i ? ", " : "") + nlohmann::json(spec.command[i]).dump();
@@ -131,7 +135,8 @@ std::string managed_pool_config(const ManagedPool& spec, const std::string& cont
          "\n[proxy]\nthreads = 2\n[metrics]\nlisten = \"127.0.0.1:" +
          std::to_string(spec.metrics_port) + "\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
          spec.listen.to_string() + "\"\ncommand = " + command +
-         "\nenv = { PATH = \"/usr/local/bin:/usr/bin:/bin\" }\n" + spec.pool_keys + "\n";
+         "\nenv = { PATH = \"/usr/local/bin:/usr/bin:/bin\" }\n" +
+         (chooses_identity ? "" : "allow_root = true\n") + spec.pool_keys + "\n";
 }
 
 ManagerProcess::ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_workers)

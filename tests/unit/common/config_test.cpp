@@ -953,6 +953,62 @@ TEST_CASE("user and group must exist on this machine", "[config]") {
   config_of(std::string(kManagerMinimal).append("user = \"\"\ngroup = \"\"\n"));
 }
 
+TEST_CASE("under a root manager a pool names its user or allows root", "[config]") {
+  using scgi::RunsAs;
+  const auto errors_as_root = [](const std::string& text) {
+    std::vector<std::string> out;
+    for (const scgi::ConfigError& error :
+         scgi::parse_config(text, "t.toml", Mode::manager, RunsAs::root).errors())
+      out.push_back(error.to_string());
+    return out;
+  };
+  const std::string pool(kManagerMinimal);
+  SECTION("no user: refused, at command, saying what to do") {
+    const auto errors = errors_as_root(pool);
+    INFO(joined(errors));
+    REQUIRE(errors.size() == 1);
+    CHECK_THAT(errors[0], StartsWith("t.toml:3:1: pool \"app\" has no user, and scgi-manager "
+                                     "runs as root: its workers would run as root; set user"));
+    CHECK_THAT(errors[0], Contains("or allow_root = true"));
+  }
+  SECTION("user = \"root\": refused at user") {
+    const auto errors = errors_as_root(pool + "user = \"root\"\n");
+    INFO(joined(errors));
+    REQUIRE(errors.size() == 1);
+    CHECK_THAT(errors[0], StartsWith("t.toml:4:1: user = \"root\" runs the workers of pool "
+                                     "\"app\" as root"));
+  }
+  SECTION("group without user: refused at group, even with allow_root") {
+    for (const std::string extra : {"", "allow_root = true\n"}) {
+      const auto errors = errors_as_root(pool + "group = \"nogroup\"\n" + extra);
+      INFO(joined(errors));
+      REQUIRE(errors.size() == 1);
+      CHECK_THAT(errors[0], StartsWith("t.toml:4:1: pool \"app\" sets group but not user: its "
+                                       "workers would keep uid 0"));
+    }
+  }
+  SECTION("a user, or allow_root, passes") {
+    CHECK(errors_as_root(pool + "user = \"nobody\"\n").empty());
+    CHECK(errors_as_root(pool + "user = \"nobody\"\ngroup = \"nogroup\"\n").empty());
+    CHECK(errors_as_root(pool + "allow_root = true\n").empty());
+    CHECK(
+        errors_as_root(pool + "user = \"root\"\ngroup = \"nogroup\"\nallow_root = true\n").empty());
+  }
+  SECTION("a manager that is not root runs its pools as itself: no rule") {
+    CHECK(config_of(pool).pools[0].allow_root == false);
+    CHECK(config_of(pool + "group = \"nogroup\"\n").pools[0].group == "nogroup");
+  }
+  SECTION("a pool of backends is not concerned; allow_root is a worker key") {
+    CHECK(errors_as_root(std::string(kManagerMinimal)
+                             .replace(pool.find("command"), 17,
+                                      "listen = \"127.0.0.1:4000\"\n"
+                                      "backends = [\"127.0.0.1:4001\"]"))
+              .empty());
+  }
+  check_error(pool + "allow_root = \"yes\"\n", "4:14",
+              "allow_root must be true or false (without quotes), not a string");
+}
+
 TEST_CASE("cwd must be absolute", "[config]") {
   check_error(std::string(kManagerMinimal).append("cwd = \"srv/app\"\n"), "4:7",
               "cwd must be an absolute path, starting with \"/\", not \"srv/app\"");

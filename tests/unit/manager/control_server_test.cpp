@@ -396,6 +396,20 @@ TEST_CASE("the socket is born 0600 or 0660 owned by control_group", "[control][s
   CHECK(ask(server.path(), "{\"command\":\"status\"}\n")["ok"] == true);
 }
 
+TEST_CASE("a connection from the server's own process is refused with the reason",
+          "[control][server]") {
+  // What a worker's socket path made a symlink to the control socket would
+  // give: the manager connecting to itself, as root.
+  ScratchFolder folder;
+  RunningServer server(folder.file("scgi.sock"), "", {}, true);
+  auto client = connect_to(folder.file("scgi.sock"));
+  const json reply = read_reply(client);
+  CHECK(reply["ok"] == false);
+  CHECK_THAT(reply["error"].get<std::string>(),
+             Catch::Contains("a connection from scgi-manager itself"));
+  CHECK(closed_by_server(client));
+}
+
 TEST_CASE("an unknown control_group is a clear error and leaves nothing behind",
           "[control][server]") {
   ScratchFolder folder;

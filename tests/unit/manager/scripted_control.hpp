@@ -164,11 +164,19 @@ inline std::vector<control::PoolStatus> two_worker_pool() {
 
 // A ControlServer with a ScriptedHandler on its own io_context thread.
 class RunningServer {
+  // The tests' clients run in this process, which the server refuses by default.
+  static manager::ControlServerLimits in_process_clients(manager::ControlServerLimits limits,
+                                                         bool refuse_own_process) {
+    limits.refuse_own_process = refuse_own_process;
+    return limits;
+  }
+
  public:
   explicit RunningServer(std::string path, std::string group = "",
-                         manager::ControlServerLimits limits = {})
-      : server_(std::make_unique<manager::ControlServer>(context_, std::move(path),
-                                                         std::move(group), handler_, limits)) {
+                         manager::ControlServerLimits limits = {}, bool refuse_own_process = false)
+      : server_(std::make_unique<manager::ControlServer>(
+            context_, std::move(path), std::move(group), handler_,
+            in_process_clients(limits, refuse_own_process))) {
     handler_.pools = two_worker_pool();
     std::string error;
     if (!server_->open(error)) throw std::runtime_error("control server: " + error);

@@ -36,6 +36,11 @@ struct ControlServerLimits {
   // `logs` with follow: a client this many bytes behind the stream is dropped
   // with a final error line, so that memory never grows without bound.
   std::size_t max_log_backlog_bytes = 1024 * 1024;
+  // The manager never connects to its own control socket: a connection from
+  // its own process came by a path that led back here (a worker's socket
+  // replaced by a symlink) and is refused. Tests whose clients run in the
+  // server's process turn this off.
+  bool refuse_own_process = true;
 };
 
 class ControlServer {

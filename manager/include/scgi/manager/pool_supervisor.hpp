@@ -22,6 +22,7 @@
 
 #include "scgi/config.hpp"
 #include "scgi/control_protocol.hpp"
+#include "scgi/manager/readiness_probe.hpp"
 #include "scgi/manager/restart_policy.hpp"
 #include "scgi/manager/scaler.hpp"
 #include "scgi/manager/traffic_window.hpp"
@@ -88,6 +89,7 @@ class PoolSupervisor {
   void route(const WorkerPtr& worker);
   void drain(const WorkerPtr& worker);
   void unroute(const WorkerPtr& worker);
+  ProbeChecks probe_checks(const WorkerPtr& worker, uid_t owner);
   void signal_group(const WorkerPtr& worker, int signal);
   void count_failure(const WorkerPtr& worker);
   void arm_deadline(const WorkerPtr& worker, std::chrono::nanoseconds after, WorkerEvent event);
@@ -132,6 +134,14 @@ class PoolSupervisor {
   Scaler scaler_;
   TrafficWindow traffic_;
   std::map<RestartReason, std::uint64_t> restarts_;
+  // Pinned sockets of backends taken out of the pool: an exchange that chose
+  // one just before may still connect through it, so each stays open (its
+  // descriptor number is not reused) until its backend is gone; see tick().
+  struct Lingering {
+    std::weak_ptr<proxy::Backend> backend;
+    std::shared_ptr<PinnedSocket> pinned;
+  };
+  std::vector<Lingering> lingering_;
   std::mt19937 random_;
   asio::steady_timer tick_timer_;
   bool stopping_ = false;

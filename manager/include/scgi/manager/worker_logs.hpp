@@ -87,12 +87,14 @@ class WorkerLogs {
   };
 
   void write_to_file(const std::string& pool, PoolFile& file, std::string_view line);
+  bool open_dir(const std::string& pool, PoolFile& file);
   bool open_file(const std::string& pool, PoolFile& file);
   bool rotate(const std::string& pool, PoolFile& file);
   void fail(const std::string& pool, PoolFile& file, std::string_view what, int error);
   void publish(const std::string& pool, std::uint32_t worker, const std::string& line);
 
   std::string log_dir_;
+  int dir_fd_ = -1;  // log_dir_, opened on the first line and again after reopen()
   std::uint64_t max_file_bytes_;
   std::size_t kept_files_;
   int stderr_fd_;

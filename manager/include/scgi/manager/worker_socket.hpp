@@ -5,8 +5,14 @@
 //            (and the connections already waiting in its backlog);
 //   port:    a free 127.0.0.1 port, put into {port} of command and env;
 //   unix:    a socket path in the manager's runtime folder, put into {socket}.
+//            The worker binds it, in a folder that may be its user's: the
+//            manager works there only through descriptors (the folder's, and
+//            the socket's once pinned), never by following the path.
 #pragma once
 
+#include <sys/types.h>
+
+#include <memory>
 #include <string>
 
 #include "scgi/address.hpp"
@@ -14,6 +20,31 @@
 #include "scgi/result.hpp"
 
 namespace scgi::manager {
+
+// unix mode: the socket a worker bound, held open (O_PATH) once it was found
+// to be a socket of the pool's user. The manager connects through
+// "/proc/self/fd/N", which names that very socket whatever the worker does to
+// its path later (a symlink to another socket in its place leads nowhere).
+class PinnedSocket {
+ public:
+  explicit PinnedSocket(int fd) : fd_(fd) {}
+  ~PinnedSocket();
+  PinnedSocket(const PinnedSocket&) = delete;
+  PinnedSocket& operator=(const PinnedSocket&) = delete;
+  // What the balancer and the readiness probe connect to.
+  Address address() const;
+
+ private:
+  int fd_;
+};
+
+// One look at a unix-mode worker's socket path.
+struct PinAttempt {
+  enum class Outcome { pinned, absent, refused };
+  Outcome outcome;
+  std::shared_ptr<PinnedSocket> socket;  // when pinned
+  std::string refusal;                   // when refused: what is there instead
+};
 
 class WorkerSocket {
  public:
@@ -35,15 +66,23 @@ class WorkerSocket {
   int listen_fd() const { return listen_fd_; }
   // The text {port} or {socket} stands for ("" in inherit mode).
   std::string placeholder_value() const;
+  // unix: the pool's socket folder, opened without following a link; -1 otherwise.
+  int folder_fd() const { return folder_fd_; }
+  // unix: looks at the socket path without following a link: absent while the
+  // worker has not bound it; pinned when it is a socket owned by `owner`;
+  // refused when it is anything else (a symlink, a file, another user's socket).
+  PinAttempt pin(uid_t owner) const;
 
  private:
-  WorkerSocket(SocketMode mode, Address address, int listen_fd)
-      : mode_(mode), address_(std::move(address)), listen_fd_(listen_fd) {}
+  WorkerSocket(SocketMode mode, Address address, int listen_fd, int folder_fd = -1)
+      : mode_(mode), address_(std::move(address)), listen_fd_(listen_fd), folder_fd_(folder_fd) {}
+  std::string file_name() const;
   void release();
 
   SocketMode mode_;
   Address address_;
   int listen_fd_ = -1;
+  int folder_fd_ = -1;
 };
 
 }  // namespace scgi::manager

@@ -31,6 +31,9 @@ struct WorkerCommand {
 Result<WorkerCommand> build_worker_command(const PoolConfig& pool, std::uint32_t worker_index,
                                            const WorkerSocket& socket);
 
+// The uid the pool's workers run as: its user's, else the manager's own.
+Result<uid_t> worker_uid(const PoolConfig& pool);
+
 // Forks and execs the worker. Returns its pid once exec succeeded; a failure
 // before or at exec (no such file, no permission, bad cwd, unknown user) is an
 // error whose message says which step failed and why, and leaves no process.
