@@ -22,7 +22,7 @@ ClientBudget::Clock::duration ClientBudget::allowed() const {
   // In double seconds first: bytes × 1e9 would overflow for large transfers.
   constexpr double kMaxSeconds = 100.0 * 365 * 24 * 3600;
   const double earned_seconds =
-      std::min(static_cast<double>(bytes_moved_) / static_cast<double>(min_rate_), kMaxSeconds);
+      std::min(static_cast<double>(bytes_moved()) / static_cast<double>(min_rate_), kMaxSeconds);
   return gap_ +
          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(earned_seconds));
 }

@@ -7,6 +7,9 @@
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <array>
 #include <memory>
 #include <variant>
@@ -45,6 +48,13 @@ constexpr std::chrono::seconds kLingerTime{1};
 thread_local std::array<char, 16 * 1024> t_header_buffer;
 
 using Gather = std::array<asio::const_buffer, 2>;
+
+// Bytes written to `socket` that its peer has not taken yet (SIOCOUTQ); 0 when unknown.
+std::uint64_t unacknowledged_bytes(Socket& socket) {
+  int queued = 0;
+  if (::ioctl(socket.native_handle(), SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
+  return static_cast<std::uint64_t>(queued);
+}
 
 // Sends what the socket takes right now (it is non-blocking) and advances
 // `buffers` past it; would_block means the rest must wait. Most writes of a
@@ -504,6 +514,7 @@ asio::awaitable<void> Exchange::relay() {
     // Nothing moved: wait for whichever side can move next.
     asio::error_code wait_error;
     if (backend_would_block && upload_done_) backend_watch_.arm(settings_->request_timeout);
+    if (client_would_block) budget_.set_unacknowledged(unacknowledged_bytes(client_));
     if (backend_would_block && client_would_block) {
       begin_client_wait();
       auto first = co_await (backend_->async_wait(Socket::wait_read, use_tuple) ||

@@ -78,3 +78,13 @@ TEST_CASE("a huge transfer earns a finite, non-overflowing allowance", "[client-
   budget.begin_wait(t0);
   CHECK(budget.deadline(t0) == t0 + 10s);
 }
+
+TEST_CASE("bytes still in the send queue earn nothing", "[client-budget]") {
+  ClientBudget budget(10s, 1000);
+  budget.add_bytes(4'000'000);  // what the kernel took at once
+  budget.set_unacknowledged(3'990'000);
+  CHECK(budget.bytes_moved() == 10'000);
+  CHECK(budget.allowed() == 20s);
+  budget.set_unacknowledged(5'000'000);  // never below nothing
+  CHECK(budget.bytes_moved() == 0);
+}

@@ -19,8 +19,12 @@ class ClientBudget {
   ClientBudget(Clock::duration gap, std::uint64_t min_rate_bytes_per_second)
       : gap_(gap), min_rate_(min_rate_bytes_per_second) {}
 
-  // Body bytes received from the client, or response bytes it took.
+  // Body bytes received from the client, or response bytes written to it.
   void add_bytes(std::uint64_t bytes) { bytes_moved_ += bytes; }
+  // Of the bytes written, how many still sit in our socket's send queue: the
+  // client has not taken them, so they earn nothing (a send buffer of a few
+  // MiB would otherwise buy minutes).
+  void set_unacknowledged(std::uint64_t bytes) { unacknowledged_ = bytes; }
 
   // A wait on the client begins or ends. Waits may overlap (a body still
   // arriving while the response goes out): the time counts once.
@@ -37,12 +41,15 @@ class ClientBudget {
   Clock::duration waited(Clock::time_point now) const;
   // client_timeout plus what the bytes moved have earned; max() without a rate.
   Clock::duration allowed() const;
-  std::uint64_t bytes_moved() const { return bytes_moved_; }
+  std::uint64_t bytes_moved() const {
+    return bytes_moved_ > unacknowledged_ ? bytes_moved_ - unacknowledged_ : 0;
+  }
 
  private:
   Clock::duration gap_;
   std::uint64_t min_rate_;
   std::uint64_t bytes_moved_ = 0;
+  std::uint64_t unacknowledged_ = 0;
   Clock::duration waited_{0};  // in waits that have ended
   Clock::time_point since_;    // start of the waits going on, when waits_ > 0
   int waits_ = 0;
