@@ -551,7 +551,7 @@ asio::awaitable<void> Exchange::relay() {
       lease_.backend().count_error(BackendErrorKind::timeout);
       log_warn("pool {}: backend {} sent nothing for request_timeout ({}) on {}", pool_->name(),
                lease_.backend().name(), format_duration(settings_->request_timeout),
-               parser_.find("REQUEST_URI"));
+               quote_for_log(parser_.find("REQUEST_URI")));
       if (received_from_backend_ == 0) co_await reply(504, "the backend did not answer in time");
       if (pool_->events().timed_out)
         pool_->events().timed_out(lease_.backend_ptr(), parser_.find("REQUEST_URI"),
@@ -568,7 +568,7 @@ asio::awaitable<void> Exchange::relay() {
       status_ = response_head_.status_code();
     } else {
       log_warn("pool {}: backend {} closed without answering {}", pool_->name(),
-               lease_ ? lease_.backend().name() : "", parser_.find("REQUEST_URI"));
+               lease_ ? lease_.backend().name() : "", quote_for_log(parser_.find("REQUEST_URI")));
       co_await reply(502, "the backend closed the connection without answering");
     }
   }

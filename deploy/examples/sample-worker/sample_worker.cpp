@@ -302,7 +302,10 @@ void SampleWorker::serve(int fd) {
                                                         : "client gone";
     const std::string_view rule =
         parser.status() == scgi::RequestParser::Status::error ? scgi::describe(parser.error()) : "";
-    const auto or_dash = [](std::string_view text) { return text.empty() ? "-" : text; };
+    // Request data is quoted and escaped: it must not forge a line of the log.
+    const auto or_dash = [](std::string_view text) {
+      return text.empty() ? std::string("-") : scgi::quote_for_log(text);
+    };
     scgi::log_info("pid={} request={} {} {} status={} {} {:.1f}ms{}{}", pid_, answered_,
                    or_dash(parser.find("REQUEST_METHOD")), or_dash(parser.find("REQUEST_URI")),
                    status, outcome, elapsed_ms, rule.empty() ? "" : ": ", rule);
