@@ -227,3 +227,32 @@ TEST_CASE("request data cannot forge or corrupt lines of the daemon's log",
                     "x%0A2026-12-03T00:00:00.000Z%20error%20forged%20line%0D%1B[2J%1B]0;title%07%"
                     "FF\"q\"\\") != std::string::npos);
 }
+
+TEST_CASE("the manager's stuck-worker line cannot be forged through REQUEST_URI",
+          "[security][hostile-requests]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(
+      dir,
+      {.listen = listen,
+       .command = sample_worker_command(),
+       .pool_keys = "workers = 1\nrequest_timeout = \"500ms\"\nstop_timeout = \"500ms\""},
+      1);
+  const std::string request =
+      make_request({{"REQUEST_METHOD", "GET"},
+                    {"REQUEST_URI", "/stuck\n2026-12-03T00:00:00.000Z error forged stuck\x1b[0m"},
+                    {"QUERY_STRING", "sleep_ms=20000"}});
+  CHECK(send_request(listen, request, 10s).status() == 504);
+  REQUIRE(
+      eventually([&] { return !lines_with(manager.process().log(), "is stuck").empty(); }, 10s));
+  const std::string log = manager.process().log();
+  INFO(log);
+  // Both the proxy's timeout line and the manager's stuck line carry it, escaped.
+  const auto forged = lines_with(log, "forged stuck");
+  CHECK(forged.size() == 2);
+  for (const std::string& line : forged)
+    CHECK(line.rfind("2026-12-03T00:00:00.000Z", 0) != 0);
+  CHECK(log.find("is stuck: \"/stuck\\n2026-12-03T00:00:00.000Z error forged stuck\\x1b[0m\"") !=
+        std::string::npos);
+  CHECK(log.find('\x1b') == std::string::npos);
+}
