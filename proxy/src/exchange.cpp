@@ -503,7 +503,7 @@ asio::awaitable<void> Exchange::relay() {
     if (!backend_open) {
       if (pending.empty()) break;
       // All the backend sent is held: free it now rather than at the client's pace.
-      if (upload_done_ && lease_) release_backend();
+      if (upload_done_ && lease_ && backend_error == asio::error::eof) release_backend();
     }
     if (progress) {
       // Both sides fast: let the thread's other exchanges run now and then.
@@ -539,9 +539,7 @@ asio::awaitable<void> Exchange::relay() {
       backend_open = false;
       backend_error = wait_error;
     }
-    if (!backend_watch_.expired()) break;  // cancelled: the client side failed
-    pending = ByteRing(1);                 // timed out: what is held is not sent on
-    break;
+    break;  // the backend timed out (handled below), or a failure cancelled the wait
   }
 
   if (!backend_open && lease_) {
