@@ -21,6 +21,8 @@ constexpr std::uint32_t kMaxCount = 1'000'000;  // concurrency, queue_size
 constexpr std::uint64_t kMinHeaderBytes = 24;
 // Each connection may hold this much while its header arrives.
 constexpr std::uint64_t kMaxHeaderBytes = 16ull << 20;
+// Each connection may hold this much of a body, and as much of a response.
+constexpr std::uint64_t kMaxBufferBytes = 64ull << 20;
 // DNS discovery re-resolves no more often than this.
 constexpr Milliseconds kMinDiscoverInterval{100};
 constexpr std::int64_t kMaxInteger = std::numeric_limits<std::int64_t>::max();
@@ -37,6 +39,19 @@ constexpr std::string_view kWorkerKeys[] = {"socket",        "workers",
                                             "group",         "allow_root",
                                             "stop_timeout",  "restart_backoff",
                                             "ready_timeout", "idle_timeout"};
+
+// body_buffer and response_buffer: a size up to kMaxBufferBytes.
+void read_buffer_size(ConfigReader& reader, std::string_view key, std::uint64_t& out) {
+  std::uint64_t size = out;
+  if (!reader.read_size(key, size)) return;
+  if (size > kMaxBufferBytes)
+    reader.error_at(
+        *reader.node(key),
+        fmt::format("{} must be at most {} (each connection may hold this much), not {}", key,
+                    format_size(kMaxBufferBytes), format_size(size)));
+  else
+    out = size;
+}
 
 bool valid_pool_name(std::string_view name) {
   if (name.empty()) return false;
@@ -119,6 +134,9 @@ void PoolReader::read(const toml::table& table, PoolConfig& pool) {
                        "request_timeout",
                        "max_header",
                        "max_body",
+                       "body_buffer",
+                       "response_buffer",
+                       "client_min_rate",
                        "max_requests",
                        "max_lifetime",
                        "max_rss",
@@ -404,6 +422,9 @@ void PoolReader::read_traffic(ConfigReader& reader, PoolConfig& pool) {
       pool.max_header_bytes = max_header;
   }
   reader.read_size("max_body", pool.max_body_bytes);
+  read_buffer_size(reader, "body_buffer", pool.body_buffer_bytes);
+  read_buffer_size(reader, "response_buffer", pool.response_buffer_bytes);
+  reader.read_size("client_min_rate", pool.client_min_rate);
 }
 
 // The keys of workers the manager runs.

@@ -42,6 +42,9 @@ constexpr ErrorInfo kErrors[] = {
     {RequestError::content_length_empty, "content_length_empty", 400, "CONTENT_LENGTH is empty"},
     {RequestError::content_length_not_digits, "content_length_not_digits", 400,
      "CONTENT_LENGTH is not all digits"},
+    {RequestError::content_length_leading_zero, "content_length_leading_zero", 400,
+     "CONTENT_LENGTH has a leading zero (workers disagree on such a value: some read it as "
+     "octal)"},
     {RequestError::content_length_overflow, "content_length_overflow", 400,
      "CONTENT_LENGTH is too large a number"},
     {RequestError::content_length_repeated, "content_length_repeated", 400,
@@ -174,6 +177,8 @@ RequestParser::Status RequestParser::validate_block() {
       if (value.empty()) return fail(RequestError::content_length_empty);
       if (!std::all_of(value.begin(), value.end(), is_digit))
         return fail(RequestError::content_length_not_digits);
+      if (value.size() > 1 && value.front() == '0')
+        return fail(RequestError::content_length_leading_zero);
       if (!parse_content_length(value, content_length_))
         return fail(RequestError::content_length_overflow);
     } else if (name == kContentLength) {

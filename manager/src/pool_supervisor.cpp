@@ -682,7 +682,7 @@ void PoolSupervisor::on_backend_timed_out(const std::shared_ptr<proxy::Backend>&
   if (!worker || config_.concurrency != 1 || worker->retiring || replacing()) return;
   // One request at a time and none answered: the worker is stuck (uWSGI's harakiri).
   log_warn("{}: pid {} is stuck: {} got no answer for {} ms (request_timeout {}); recycling it",
-           worker_name(*worker), worker->pid, uri.empty() ? "a request" : uri,
+           worker_name(*worker), worker->pid, uri.empty() ? "a request" : quote_for_log(uri),
            duration_cast<std::chrono::milliseconds>(elapsed).count(),
            format_duration(config_.request_timeout));
   replace(worker, RestartReason::health, "is stuck");

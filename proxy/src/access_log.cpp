@@ -60,13 +60,21 @@ std::string escape_log_value(std::string_view value) {
   if (value.empty()) return "-";
   std::string out;
   out.reserve(value.size());
-  for (const char c : value) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte <= 0x20 || byte == 0x7f || c == '%') {
+  while (!value.empty()) {
+    // Valid UTF-8 stays readable; the bytes of anything else are escaped.
+    const std::size_t valid = utf8_sequence_length(value);
+    if (valid > 1 && !is_c1_control(value)) {
+      out.append(value.substr(0, valid));
+      value.remove_prefix(valid);
+      continue;
+    }
+    const auto byte = static_cast<unsigned char>(value.front());
+    if (byte <= 0x20 || byte >= 0x7f || byte == '%') {
       out += fmt::format("%{:02X}", byte);
     } else {
-      out += c;
+      out += value.front();
     }
+    value.remove_prefix(1);
   }
   return out;
 }

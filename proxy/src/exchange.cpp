@@ -2,17 +2,24 @@
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
+#include <asio/post.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <array>
 #include <memory>
+#include <variant>
 #include <vector>
 
 #include "scgi/error_response.hpp"
 #include "scgi/log.hpp"
 #include "scgi/proxy/access_log.hpp"
+#include "scgi/proxy/byte_ring.hpp"
+#include "scgi/proxy/client_budget.hpp"
 #include "scgi/proxy/local_shortage.hpp"
 #include "scgi/proxy/pool.hpp"
 #include "scgi/proxy/watchdog.hpp"
@@ -30,16 +37,28 @@ constexpr auto use_tuple = as_tuple(asio::use_awaitable);
 constexpr std::size_t kTransferBufferBytes = 16 * 1024;
 constexpr std::size_t kEarlyBodyBytes = 16 * 1024;
 constexpr int kClientClosedStatus = 499;  // nginx's convention for "the client left first"
+// Lingering close: how much a client may still send after its answer, and for
+// how long, before the connection is closed regardless (nginx: lingering_close).
+constexpr std::size_t kLingerBytes = 64 * 1024;
+constexpr std::chrono::seconds kLingerTime{1};
 
 // Header bytes are read straight after the socket reports them readable, with
 // no suspension in between, so one buffer per thread serves every exchange:
-// an idle connection holds no buffer at all.
+// an idle connection holds no buffer at all. Body bytes that are buffered and
+// input discarded before a close go through it the same way.
 thread_local std::array<char, 16 * 1024> t_header_buffer;
 
 // One line per 10 s about connects that failed for want of local descriptors.
 ReportThrottle g_connect_shortage_reports(std::chrono::seconds(10));
 
 using Gather = std::array<asio::const_buffer, 2>;
+
+// Bytes written to `socket` that its peer has not taken yet (SIOCOUTQ); 0 when unknown.
+std::uint64_t unacknowledged_bytes(Socket& socket) {
+  int queued = 0;
+  if (::ioctl(socket.native_handle(), SIOCOUTQ, &queued) != 0 || queued < 0) return 0;
+  return static_cast<std::uint64_t>(queued);
+}
 
 // Sends what the socket takes right now (it is non-blocking) and advances
 // `buffers` past it; would_block means the rest must wait. Most writes of a
@@ -67,30 +86,50 @@ class Exchange {
         parser_({.max_header_bytes = settings_->max_header_bytes,
                  .max_body_bytes = settings_->max_body_bytes}),
         client_watch_(client_.get_executor(), [this] { cancel_all(); }),
-        backend_watch_(client_.get_executor(), [this] { cancel_backend(); }) {}
+        backend_watch_(client_.get_executor(), [this] { cancel_backend(); }),
+        budget_(settings_->client_timeout, settings_->client_min_rate) {}
 
   asio::awaitable<void> run() {
     // Reads right after a readiness report, and send_now(), must never block the thread.
     asio::error_code ignored;
     client_.non_blocking(true, ignored);
     co_await serve();
-    client_watch_.stop();
     backend_watch_.stop();
-    finish();
+    release_backend();
+    const auto done = Clock::now();
+    if (input_unread()) co_await linger();
+    client_watch_.stop();
+    finish(done);
   }
 
  private:
   asio::awaitable<void> serve();
   asio::awaitable<bool> read_header();
+  asio::awaitable<bool> buffer_body();
   asio::awaitable<bool> connect(Lease& lease);
   asio::awaitable<bool> send_head();
   asio::awaitable<void> upload_body();
   asio::awaitable<void> relay();
-  // Sends `buffers` to `socket`, waiting under `watch` (for `timeout`) only
-  // for what does not go out at once.
-  asio::awaitable<asio::error_code> send(Socket& socket, Gather buffers, Watchdog& watch,
-                                         Milliseconds timeout);
+  // Sends `buffers` to the backend, waiting (under request_timeout) only for
+  // what does not go out at once.
+  asio::awaitable<asio::error_code> send_to_backend(Gather buffers);
   asio::awaitable<void> reply(int status, std::string_view detail, bool retry_after = false);
+  asio::awaitable<void> linger();
+
+  // Every wait on the client after the header goes through these: they keep
+  // the budget's account and arm client_watch_ with what is left of it.
+  void begin_client_wait() {
+    const auto now = Clock::now();
+    budget_.begin_wait(now);
+    client_watch_.arm_until(budget_.deadline(now));
+  }
+  void end_client_wait() {
+    budget_.end_wait(Clock::now());
+    if (!budget_.waiting()) client_watch_.disarm();
+  }
+  // The client ran out of time after its header: says which limit, once.
+  void log_client_too_slow(std::string_view waiting_for);
+
   void cancel_all() {
     asio::error_code ignored;
     client_.cancel(ignored);
@@ -100,23 +139,39 @@ class Exchange {
     asio::error_code ignored;
     if (backend_) backend_->cancel(ignored);
   }
-  void finish();
+  // The backend is done with: its socket closed and the slot given back at
+  // once, so that a waiting request takes it even while this client still reads.
+  void release_backend() {
+    asio::error_code ignored;
+    if (backend_) backend_->close(ignored);
+    lease_.reset();
+  }
+  // Input the client may still send that was never read: a close now would
+  // make the kernel answer it with a reset, which can destroy our answer.
+  bool input_unread() const {
+    return !silent_ && bytes_out_ > 0 && !client_watch_.expired() &&
+           (parser_.status() != RequestParser::Status::complete || body_remaining_ > 0);
+  }
+  void finish(Clock::time_point done);
 
   Socket client_;
   std::shared_ptr<Pool> pool_;
   std::shared_ptr<const PoolConfig> settings_;
   const AccessLog& access_log_;
   RequestParser parser_;
-  Watchdog client_watch_;   // client silence: header, body gaps, writes to a slow client
-  Watchdog backend_watch_;  // backend silence: connect, response
+  Watchdog client_watch_;   // the client: header deadline, then what budget_ allows
+  Watchdog backend_watch_;  // backend silence: connect, taking the request, response
+  ClientBudget budget_;
   std::optional<Socket> backend_;
   Lease lease_;
   std::shared_ptr<Backend> served_by_;  // for the access log, after the lease is given back
 
-  std::vector<char> early_body_;      // body bytes read with the header or while queued
+  // Body bytes read before the slot (up to body_buffer), with the header, or while queued.
+  std::vector<char> early_body_;
   std::uint64_t body_remaining_ = 0;  // body bytes still to read from the client
   bool upload_done_ = false;
   bool relay_done_ = false;
+  bool client_too_slow_logged_ = false;
   ResponseHeadReader response_head_;
 
   // What happened, for metrics and the access log.
@@ -127,11 +182,16 @@ class Exchange {
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   std::uint64_t sent_to_client_ = 0;
+  std::uint64_t received_from_backend_ = 0;
   std::chrono::nanoseconds queue_wait_{0};
 };
 
 asio::awaitable<void> Exchange::serve() {
   if (!co_await read_header()) co_return;
+  // A body that came whole with its header (the common case) skips this step.
+  if (body_remaining_ > 0 && early_body_.size() < settings_->body_buffer_bytes &&
+      !co_await buffer_body())
+    co_return;
 
   // Take a slot; a connect that fails is retried on another backend, once each.
   std::vector<Backend*> tried;
@@ -198,13 +258,30 @@ asio::awaitable<void> Exchange::serve() {
   }
 }
 
-asio::awaitable<asio::error_code> Exchange::send(Socket& socket, Gather buffers, Watchdog& watch,
-                                                 Milliseconds timeout) {
-  asio::error_code ec = send_now(socket, buffers);
+asio::awaitable<asio::error_code> Exchange::send_to_backend(Gather buffers) {
+  asio::error_code ec = send_now(*backend_, buffers);
   if (ec != asio::error::would_block) co_return ec;
-  watch.arm(timeout);
-  std::tie(ec, std::ignore) = co_await asio::async_write(socket, buffers, use_tuple);
+  backend_watch_.arm(settings_->request_timeout);
+  std::tie(ec, std::ignore) = co_await asio::async_write(*backend_, buffers, use_tuple);
+  backend_watch_.disarm();  // the backend owes nothing more until the body is in
   co_return ec;
+}
+
+void Exchange::log_client_too_slow(std::string_view waiting_for) {
+  if (client_too_slow_logged_) return;
+  client_too_slow_logged_ = true;
+  const auto now = Clock::now();
+  if (budget_.exhausted(now)) {
+    log_warn(
+        "pool {}: client too slow {}: {} bytes moved in {} of waiting, below client_min_rate "
+        "({}/s); closed",
+        pool_->name(), waiting_for, budget_.bytes_moved(),
+        format_duration(std::chrono::duration_cast<Milliseconds>(budget_.waited(now))),
+        format_size(settings_->client_min_rate));
+  } else {
+    log_warn("pool {}: client too slow {}: no progress for client_timeout ({}); closed",
+             pool_->name(), waiting_for, format_duration(settings_->client_timeout));
+  }
 }
 
 asio::awaitable<bool> Exchange::read_header() {
@@ -238,12 +315,16 @@ asio::awaitable<bool> Exchange::read_header() {
     const auto fed = parser_.feed(piece);
     if (fed.status == RequestParser::Status::complete) {
       // What came after the header is the start of the body (never past its end).
-      body_remaining_ = parser_.content_length();
-      const auto early = std::min<std::uint64_t>(n - fed.consumed, body_remaining_);
-      early_body_.reserve(
-          std::max<std::size_t>(early, std::min<std::uint64_t>(kEarlyBodyBytes, body_remaining_)));
+      const std::uint64_t body = parser_.content_length();
+      const auto early = std::min<std::uint64_t>(n - fed.consumed, body);
+      // Room for the part read before a slot is taken (or, without body_buffer,
+      // while queued); the body is streamed past it.
+      const std::uint64_t room = std::min<std::uint64_t>(
+          body, std::max<std::uint64_t>(settings_->body_buffer_bytes, kEarlyBodyBytes));
+      early_body_.reserve(std::max<std::uint64_t>(early, room));
       early_body_.assign(piece.begin() + fed.consumed, piece.begin() + fed.consumed + early);
-      body_remaining_ -= early;
+      body_remaining_ = body - early;
+      budget_.add_bytes(early);
     }
   }
   client_watch_.disarm();
@@ -258,6 +339,39 @@ asio::awaitable<bool> Exchange::read_header() {
                                       : RejectReason::bad_request);
     co_await reply(http_status(error), describe(error));
     co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<bool> Exchange::buffer_body() {
+  // Read the body, up to body_buffer, before taking a slot: a client that sends
+  // it slowly holds no worker while it arrives, only this buffer and its budget.
+  const std::uint64_t target =
+      std::min<std::uint64_t>(early_body_.size() + body_remaining_, settings_->body_buffer_bytes);
+  while (early_body_.size() < target) {
+    asio::error_code ec;
+    const std::size_t want =
+        std::min<std::uint64_t>(target - early_body_.size(), t_header_buffer.size());
+    const std::size_t n = client_.read_some(asio::buffer(t_header_buffer.data(), want), ec);
+    if (ec == asio::error::would_block) {
+      begin_client_wait();
+      std::tie(ec) = co_await client_.async_wait(Socket::wait_read, use_tuple);
+      end_client_wait();
+      if (!ec) continue;
+    }
+    if (ec || n == 0) {
+      if (client_watch_.expired()) {
+        log_client_too_slow("sending its body");
+        status_ = 408;
+      } else {
+        status_ = kClientClosedStatus;
+      }
+      co_return false;
+    }
+    early_body_.insert(early_body_.end(), t_header_buffer.data(), t_header_buffer.data() + n);
+    body_remaining_ -= n;
+    bytes_in_ += n;
+    budget_.add_bytes(n);
   }
   co_return true;
 }
@@ -311,19 +425,14 @@ asio::awaitable<bool> Exchange::connect(Lease& lease) {
 }
 
 asio::awaitable<bool> Exchange::send_head() {
-  // The header exactly as received, with whatever body came along.
+  // The header exactly as received, with whatever body came along or was buffered.
   const asio::error_code ec =
-      co_await send(*backend_, {asio::buffer(parser_.raw_header()), asio::buffer(early_body_)},
-                    client_watch_, settings_->request_timeout);
-  client_watch_.disarm();
+      co_await send_to_backend({asio::buffer(parser_.raw_header()), asio::buffer(early_body_)});
   if (ec) {
     upload_done_ = true;
     co_return false;
   }
-  if (body_remaining_ == 0) {
-    upload_done_ = true;
-    backend_watch_.arm(settings_->request_timeout);  // from here the backend owes an answer
-  }
+  if (body_remaining_ == 0) upload_done_ = true;
   co_return true;
 }
 
@@ -333,99 +442,205 @@ asio::awaitable<void> Exchange::upload_body() {
   const auto buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
   asio::error_code ec;
   while (!ec && body_remaining_ > 0) {
-    client_watch_.arm(settings_->client_timeout);  // no gap in the body may last longer
     const std::size_t want = std::min<std::uint64_t>(buffer_size, body_remaining_);
+    begin_client_wait();
     auto [read_error, n] =
         co_await client_.async_read_some(asio::buffer(buffer.get(), want), use_tuple);
+    end_client_wait();
     if (read_error || n == 0) {
       if (!relay_done_) {
-        if (client_watch_.expired())
-          log_warn("pool {}: client sent no body byte for client_timeout ({}); closed",
-                   pool_->name(), format_duration(settings_->client_timeout));
-        status_ = client_watch_.expired() ? 408 : kClientClosedStatus;
+        if (client_watch_.expired()) {
+          log_client_too_slow("sending its body");
+          if (sent_to_client_ == 0) status_ = 408;
+        } else if (sent_to_client_ == 0) {
+          status_ = kClientClosedStatus;
+        }
         cancel_all();
       }
       co_return;
     }
     bytes_in_ += n;
     body_remaining_ -= n;
-    ec = co_await send(*backend_, {asio::buffer(buffer.get(), n), asio::const_buffer()},
-                       client_watch_, settings_->request_timeout);
+    budget_.add_bytes(n);
+    ec = co_await send_to_backend({asio::buffer(buffer.get(), n), asio::const_buffer()});
   }
-  client_watch_.disarm();
   upload_done_ = true;
-  if (ec) co_return;  // the backend stopped reading; it may still have answered: relay() decides
-  backend_watch_.arm(settings_->request_timeout);  // from here the backend owes an answer
+  if (!ec) backend_watch_.arm(settings_->request_timeout);  // from here the backend owes an answer
 }
 
 asio::awaitable<void> Exchange::relay() {
-  const auto buffer = std::make_unique_for_overwrite<char[]>(kTransferBufferBytes);
+  // Moves the response from the backend to the client through `pending`, never
+  // blocking: what the client does not take at once waits there, and meanwhile
+  // the backend is read ahead, up to response_buffer. Once the backend has
+  // closed and all it sent is held here, its slot is given back and only this
+  // client is waited on, within its budget.
+  ByteRing pending(kTransferBufferBytes);
+  const std::size_t read_ahead_limit =
+      std::max<std::uint64_t>(kTransferBufferBytes, settings_->response_buffer_bytes);
+  bool backend_open = true;
+  asio::error_code backend_error;  // why the backend ended: eof, or what failed
+  int moves_without_wait = 0;
   for (;;) {
-    auto [ec, n] = co_await backend_->async_read_some(
-        asio::buffer(buffer.get(), kTransferBufferBytes), use_tuple);
-    if (ec || n == 0) {
-      if (ec == asio::error::eof) {
-        response_head_.finish();
-      } else if (backend_watch_.expired()) {
-        lease_.backend().count_error(BackendErrorKind::timeout);
-        log_warn("pool {}: backend {} sent nothing for request_timeout ({}) on {}", pool_->name(),
-                 lease_.backend().name(), format_duration(settings_->request_timeout),
-                 parser_.find("REQUEST_URI"));
-        if (sent_to_client_ == 0) co_await reply(504, "the backend did not answer in time");
-        if (pool_->events().timed_out)
-          pool_->events().timed_out(lease_.backend_ptr(), parser_.find("REQUEST_URI"),
-                                    Clock::now() - started_);
-      } else if (ec != asio::error::operation_aborted) {
-        lease_.backend().count_error(BackendErrorKind::reset);
+    bool progress = false;
+    bool backend_would_block = false;
+    bool client_would_block = false;
+
+    if (backend_open && pending.room() == 0) pending.grow(read_ahead_limit);
+    if (backend_open && pending.room() > 0) {
+      asio::error_code ec;
+      const auto space = pending.free_space();
+      std::size_t n = backend_->read_some(space, ec);
+      if (n > 0) {
+        progress = true;
+        received_from_backend_ += n;
+        pending.commit(n);
+        for (const auto& piece : space) {  // the status, for metrics and the log
+          const std::size_t used = std::min(n, piece.size());
+          response_head_.feed(std::string_view(static_cast<const char*>(piece.data()), used));
+          n -= used;
+        }
+      } else if (ec == asio::error::would_block) {
+        backend_would_block = true;
+      } else {
+        backend_open = false;
+        backend_error = ec ? ec : asio::error::eof;
       }
+    }
+
+    if (!pending.empty()) {
+      asio::error_code ec;
+      const std::size_t n = client_.write_some(pending.contents(), ec);
+      if (n > 0) {
+        progress = true;
+        pending.consume(n);
+        sent_to_client_ += n;
+        bytes_out_ += n;
+        budget_.add_bytes(n);
+      } else if (ec == asio::error::would_block) {
+        client_would_block = true;
+      } else {
+        if (sent_to_client_ == 0) status_ = kClientClosedStatus;
+        break;
+      }
+    }
+
+    if (!backend_open) {
+      if (pending.empty()) break;
+      // All the backend sent is held: free it now rather than at the client's pace.
+      if (upload_done_ && lease_ && backend_error == asio::error::eof) release_backend();
+    }
+    if (progress) {
+      // Both sides fast: let the thread's other exchanges run now and then.
+      if (++moves_without_wait % 16 == 0) co_await asio::post(client_.get_executor(), use_tuple);
+      continue;
+    }
+
+    // Nothing moved: wait for whichever side can move next.
+    asio::error_code wait_error;
+    if (backend_would_block && upload_done_) backend_watch_.arm(settings_->request_timeout);
+    if (client_would_block) budget_.set_unacknowledged(unacknowledged_bytes(client_));
+    if (backend_would_block && client_would_block) {
+      begin_client_wait();
+      auto first = co_await (backend_->async_wait(Socket::wait_read, use_tuple) ||
+                             client_.async_wait(Socket::wait_write, use_tuple));
+      end_client_wait();
+      wait_error = std::visit([](const auto& result) { return std::get<0>(result); }, first);
+    } else if (client_would_block) {
+      if (upload_done_) backend_watch_.disarm();  // not the backend's time
+      begin_client_wait();
+      std::tie(wait_error) = co_await client_.async_wait(Socket::wait_write, use_tuple);
+      end_client_wait();
+    } else {
+      std::tie(wait_error) = co_await backend_->async_wait(Socket::wait_read, use_tuple);
+    }
+    if (!wait_error) continue;
+    if (client_watch_.expired()) {
+      log_client_too_slow("reading its response");
+      if (sent_to_client_ == 0) status_ = 408;
       break;
     }
-    if (upload_done_) backend_watch_.arm(settings_->request_timeout);
-    response_head_.feed(std::string_view(buffer.get(), n));
-    const asio::error_code write_error =
-        co_await send(client_, {asio::buffer(buffer.get(), n), asio::const_buffer()}, client_watch_,
-                      settings_->client_timeout);
-    if (upload_done_) client_watch_.disarm();  // else the upload's deadline still runs
-    if (write_error) {
-      if (sent_to_client_ == 0) status_ = kClientClosedStatus;
-      cancel_all();
-      break;
+    if (backend_open) {
+      backend_open = false;
+      backend_error = wait_error;
     }
-    sent_to_client_ += n;
-    bytes_out_ += n;
+    break;  // the backend timed out (handled below), or a failure cancelled the wait
+  }
+
+  if (!backend_open && lease_) {
+    if (backend_error == asio::error::eof) {
+      response_head_.finish();
+    } else if (backend_watch_.expired()) {
+      lease_.backend().count_error(BackendErrorKind::timeout);
+      log_warn("pool {}: backend {} sent nothing for request_timeout ({}) on {}", pool_->name(),
+               lease_.backend().name(), format_duration(settings_->request_timeout),
+               quote_for_log(parser_.find("REQUEST_URI")));
+      if (received_from_backend_ == 0) co_await reply(504, "the backend did not answer in time");
+      if (pool_->events().timed_out)
+        pool_->events().timed_out(lease_.backend_ptr(), parser_.find("REQUEST_URI"),
+                                  Clock::now() - started_);
+    } else if (backend_error != asio::error::operation_aborted) {
+      lease_.backend().count_error(BackendErrorKind::reset);
+    }
+  } else if (backend_error == asio::error::eof) {
+    response_head_.finish();
   }
   relay_done_ = true;
   if (status_ == 0) {
-    if (sent_to_client_ > 0) {
+    if (received_from_backend_ > 0) {
       status_ = response_head_.status_code();
     } else {
       log_warn("pool {}: backend {} closed without answering {}", pool_->name(),
-               lease_.backend().name(), parser_.find("REQUEST_URI"));
+               lease_ ? lease_.backend().name() : "", quote_for_log(parser_.find("REQUEST_URI")));
       co_await reply(502, "the backend closed the connection without answering");
     }
   }
-  if (!upload_done_) cancel_all();  // answered early: the rest of the body is not needed
+  // The client failed or was too slow, or answered early: the rest of the
+  // body is not needed.
+  if (!upload_done_) cancel_all();
 }
 
 asio::awaitable<void> Exchange::reply(int status, std::string_view detail, bool retry_after) {
   status_ = status;
   const std::string response =
       error_response(status, detail, retry_after ? std::optional<int>(1) : std::nullopt);
-  const asio::error_code ec = co_await send(client_, {asio::buffer(response), asio::const_buffer()},
-                                            client_watch_, settings_->client_timeout);
-  client_watch_.disarm();
+  Gather buffers{asio::buffer(response), asio::const_buffer()};
+  asio::error_code ec = send_now(client_, buffers);
+  if (ec == asio::error::would_block) {
+    begin_client_wait();
+    std::tie(ec, std::ignore) = co_await asio::async_write(client_, buffers, use_tuple);
+    end_client_wait();
+  }
   if (!ec) bytes_out_ += response.size();
 }
 
-void Exchange::finish() {
+asio::awaitable<void> Exchange::linger() {
+  // Say we are done (FIN), then read and discard what the client still sends,
+  // briefly, so that the answer reaches it before the close (nginx's lingering
+  // close). Bounded in bytes and time: a client cannot keep us here.
+  asio::error_code ec;
+  client_.shutdown(Socket::shutdown_send, ec);
+  if (ec) co_return;
+  client_watch_.arm(kLingerTime);
+  std::size_t discarded = 0;
+  while (discarded < kLingerBytes) {
+    const std::size_t n = client_.read_some(asio::buffer(t_header_buffer), ec);
+    if (ec == asio::error::would_block) {
+      std::tie(ec) = co_await client_.async_wait(Socket::wait_read, use_tuple);
+      if (!ec) continue;
+    }
+    if (ec || n == 0) break;
+    discarded += n;
+  }
+  client_watch_.disarm();
+}
+
+void Exchange::finish(Clock::time_point done) {
   asio::error_code ignored;
-  if (backend_) backend_->close(ignored);
   client_.shutdown(Socket::shutdown_send, ignored);
   client_.close(ignored);
-  lease_.reset();  // first: a waiting request gets the slot without delay
   if (silent_) return;
 
-  const auto total = Clock::now() - started_;
+  const auto total = done - started_;
   PoolStats& stats = pool_->stats();
   stats.count_request(status_, total);
   stats.add_bytes(bytes_in_, bytes_out_);

@@ -80,6 +80,8 @@ std::vector<RequestError> block_violations(std::string_view block, const Request
         rules.push_back(RequestError::content_length_empty);
       } else if (!std::all_of(value.begin(), value.end(), is_digit)) {
         rules.push_back(RequestError::content_length_not_digits);
+      } else if (value.size() > 1 && value.front() == '0') {
+        rules.push_back(RequestError::content_length_leading_zero);
       } else if (std::from_chars(value.data(), value.data() + value.size(), content_length).ec !=
                  std::errc{}) {
         rules.push_back(RequestError::content_length_overflow);

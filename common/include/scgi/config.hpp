@@ -116,6 +116,17 @@ struct PoolConfig {
   Milliseconds request_timeout{60'000};
   std::uint64_t max_header_bytes = 64 * 1024;
   std::uint64_t max_body_bytes = 0;  // 0 = unlimited
+  // A body up to this size is read whole before a backend slot is taken, so a
+  // slow client never holds a worker while it arrives; of a larger body, this
+  // much is read first and the rest streamed. 0 = stream from the first byte.
+  std::uint64_t body_buffer_bytes = 64 * 1024;
+  // Response bytes read ahead of a client that reads slowly: a response that
+  // fits is taken from the backend whole and its slot given back at once.
+  std::uint64_t response_buffer_bytes = 256 * 1024;
+  // Bytes per second a client must keep up, on average, while the proxy waits
+  // on it (body or response): its waits may total client_timeout plus one
+  // second per client_min_rate bytes moved. 0 = only client_timeout per gap.
+  std::uint64_t client_min_rate = 8 * 1024;
 
   std::uint64_t max_requests = 0;   // 0 = never recycle on count
   Milliseconds max_lifetime{0};     // 0 = never recycle on age

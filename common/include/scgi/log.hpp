@@ -43,6 +43,20 @@ std::function<void(std::exception_ptr)> log_failure(std::string what);
 // "2026-11-24T20:10:28.123Z": UTC with milliseconds, for every log the product writes.
 std::string utc_timestamp();
 
+// Untrusted text (a REQUEST_URI, a header, anything a client or worker sent)
+// as it may appear in a log line: in double quotes, with control characters,
+// '"' and '\\' escaped C-style (\n, \", \\, \x1b) and every byte that is not
+// part of valid UTF-8 as \xNN. A value can then neither end a line, forge
+// another, nor send escape sequences to a terminal.
+std::string quote_for_log(std::string_view text);
+
+// The length of the valid UTF-8 sequence that starts `text` (1 to 4), or 0
+// when it does not start with one (a stray, overlong or truncated sequence,
+// a surrogate, or a code point past U+10FFFF).
+std::size_t utf8_sequence_length(std::string_view text);
+// `text` starts with a C1 control character (U+0080 to U+009F) in UTF-8.
+bool is_c1_control(std::string_view text);
+
 // Writes all of `bytes` to `fd` with as few write() calls as the kernel allows.
 void write_fully(int fd, std::string_view bytes);
 

@@ -15,23 +15,24 @@ namespace scgi {
 // Every way a request header can break the rules of DESIGN.md's "SCGI in".
 enum class RequestError {
   none,
-  not_scgi,                   // first byte is not a digit (e.g. an HTTP client on the SCGI port)
-  length_leading_zero,        // "05:" (the netstring length has no leading zeros)
-  length_bad_character,       // something other than digits before ':'
-  header_too_large,           // netstring length above max_header
-  missing_comma,              // the byte after the header block is not ','
-  block_not_terminated,       // the block does not end with NUL
-  odd_fields,                 // a name without its value
-  empty_name,                 // a pair whose name is empty
-  content_length_not_first,   // the first pair is not CONTENT_LENGTH (or the block is empty)
-  content_length_empty,       // CONTENT_LENGTH=""
-  content_length_not_digits,  // CONTENT_LENGTH with a sign, space or letter
-  content_length_overflow,    // CONTENT_LENGTH beyond 2^64-1
-  content_length_repeated,    // a second CONTENT_LENGTH pair
-  scgi_missing,               // no SCGI pair (nginx without `include scgi_params`)
-  scgi_not_one,               // SCGI with a value other than "1"
-  scgi_repeated,              // a second SCGI pair
-  body_too_large,             // CONTENT_LENGTH above max_body
+  not_scgi,                     // first byte is not a digit (e.g. an HTTP client on the SCGI port)
+  length_leading_zero,          // "05:" (the netstring length has no leading zeros)
+  length_bad_character,         // something other than digits before ':'
+  header_too_large,             // netstring length above max_header
+  missing_comma,                // the byte after the header block is not ','
+  block_not_terminated,         // the block does not end with NUL
+  odd_fields,                   // a name without its value
+  empty_name,                   // a pair whose name is empty
+  content_length_not_first,     // the first pair is not CONTENT_LENGTH (or the block is empty)
+  content_length_empty,         // CONTENT_LENGTH=""
+  content_length_not_digits,    // CONTENT_LENGTH with a sign, space or letter
+  content_length_leading_zero,  // "05": workers disagree on it (some read octal), so refused
+  content_length_overflow,      // CONTENT_LENGTH beyond 2^64-1
+  content_length_repeated,      // a second CONTENT_LENGTH pair
+  scgi_missing,                 // no SCGI pair (nginx without `include scgi_params`)
+  scgi_not_one,                 // SCGI with a value other than "1"
+  scgi_repeated,                // a second SCGI pair
+  body_too_large,               // CONTENT_LENGTH above max_body
 };
 
 // The rule that was broken, for the log line of a rejected request.

@@ -12,6 +12,7 @@
 //   close=1      close without answering
 //   status=N     answer with this status (default 200)
 //   size=N       a body of N bytes, byte i = i*31 mod 251 (streamed, never held whole)
+//   drip_ms=N    with size=N: the body goes out in 1 KiB pieces, N ms apart (a slow generator)
 //   echo=1       the body is the raw header netstring, then the request body, as received
 //   head_only=1  headers only, no body
 //   digest=1     the body is "length=N fnv1a=HEX" of the request body, read whole first
@@ -56,6 +57,7 @@ using Clock = std::chrono::steady_clock;
 constexpr int kInheritedFd = 3;                 // systemd's SD_LISTEN_FDS_START
 constexpr std::size_t kChunkBytes = 64 * 1024;  // one read or one write
 constexpr std::size_t kPatternPeriod = 251;     // byte i of size=N is i*31 mod 251
+constexpr std::size_t kDripBytes = 1024;        // one piece of a drip_ms body
 constexpr auto kLingerLimit = std::chrono::seconds(1);
 
 volatile sig_atomic_t g_stop_requested = 0;
@@ -81,6 +83,7 @@ struct Behaviour {
   bool close = false;
   int status = 200;
   std::optional<std::uint64_t> size;
+  std::uint64_t drip_ms = 0;
   bool echo = false;
   bool head_only = false;
   bool digest = false;
@@ -128,6 +131,7 @@ Behaviour read_behaviour(std::string_view query) {
     if (key == "status" && *value >= 100 && *value <= 999)
       behaviour.status = static_cast<int>(*value);
     if (key == "size") behaviour.size = *value;
+    if (key == "drip_ms") behaviour.drip_ms = *value;
     if (key == "echo") behaviour.echo = *value != 0;
     if (key == "head_only") behaviour.head_only = *value != 0;
     if (key == "digest") behaviour.digest = *value != 0;
@@ -172,12 +176,15 @@ const std::string& size_pattern() {
   return pattern;
 }
 
-bool send_pattern(int fd, std::uint64_t size) {
+// `drip_ms` > 0: in pieces of kDripBytes, that long apart.
+bool send_pattern(int fd, std::uint64_t size, std::uint64_t drip_ms) {
   const std::string& pattern = size_pattern();
+  const std::size_t piece = drip_ms > 0 ? kDripBytes : pattern.size();
   while (size > 0) {
-    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, pattern.size()));
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size, piece));
     if (!send_all(fd, std::string_view(pattern).substr(0, n))) return false;
     size -= n;
+    if (drip_ms > 0 && size > 0) std::this_thread::sleep_for(std::chrono::milliseconds(drip_ms));
   }
   return true;
 }
@@ -295,7 +302,10 @@ void SampleWorker::serve(int fd) {
                                                         : "client gone";
     const std::string_view rule =
         parser.status() == scgi::RequestParser::Status::error ? scgi::describe(parser.error()) : "";
-    const auto or_dash = [](std::string_view text) { return text.empty() ? "-" : text; };
+    // Request data is quoted and escaped: it must not forge a line of the log.
+    const auto or_dash = [](std::string_view text) {
+      return text.empty() ? std::string("-") : scgi::quote_for_log(text);
+    };
     scgi::log_info("pid={} request={} {} {} status={} {} {:.1f}ms{}{}", pid_, answered_,
                    or_dash(parser.find("REQUEST_METHOD")), or_dash(parser.find("REQUEST_URI")),
                    status, outcome, elapsed_ms, rule.empty() ? "" : ": ", rule);
@@ -359,7 +369,7 @@ SampleWorker::Ending SampleWorker::handle(int fd, const scgi::RequestParser& par
   }
   if (behaviour.size) {
     return send_all(fd, head(status, *behaviour.size, "application/octet-stream")) &&
-                   send_pattern(fd, *behaviour.size)
+                   send_pattern(fd, *behaviour.size, behaviour.drip_ms)
                ? Ending::answered
                : Ending::client_gone;
   }

@@ -285,7 +285,7 @@ TEST_CASE("a stuck worker answers 504 and is recycled", "[manager][supervisor]")
       10s));
   CHECK(send_request(listen, get_request("/")).status() == 200);
   const std::string log = manager.process().log();
-  CHECK(log.find("is stuck: /stuck?sleep_ms=20000 got no answer") != std::string::npos);
+  CHECK(log.find("is stuck: \"/stuck?sleep_ms=20000\" got no answer") != std::string::npos);
 }
 
 TEST_CASE("stopping escalates to SIGKILL after stop_timeout", "[manager][supervisor]") {

@@ -389,7 +389,7 @@ TEST_CASE("an address back in DNS while it drains is undrained, not removed",
     CHECK(response.get().status() == 200);
   for (int i = 0; i < 6; ++i)
     CHECK(send_request(listen, get_request("/after")).status() == 200);
-  CHECK(eventually([&] { return count_of(w2.process.log(), "GET /after ") > 0; }, 2s));
+  CHECK(eventually([&] { return count_of(w2.process.log(), "\"GET\" \"/after\" ") > 0; }, 2s));
   INFO(proxy.process().log());
   CHECK(proxy.process().log().find(w2.backend + " drained; removed") == std::string::npos);
   CHECK(scraped(metrics, "scgi_discovered_backends{pool=\"app\"}") == 2);

@@ -108,6 +108,9 @@ TEST_CASE("a minimal manager file gets every default of DESIGN.md", "[config]") 
   CHECK(pool.request_timeout == Milliseconds(60'000));
   CHECK(pool.max_header_bytes == 64 * 1024);
   CHECK(pool.max_body_bytes == 0);
+  CHECK(pool.body_buffer_bytes == 64 * 1024);
+  CHECK(pool.response_buffer_bytes == 256 * 1024);
+  CHECK(pool.client_min_rate == 8 * 1024);
   CHECK(pool.max_requests == 0);
   CHECK(pool.max_lifetime == Milliseconds(0));
   CHECK(pool.max_rss_bytes == 0);
@@ -175,6 +178,9 @@ connect_timeout = "250ms"
 request_timeout = "1m30s"
 max_header = "8KiB"
 max_body = "10MiB"
+body_buffer = "1MiB"
+response_buffer = "0"
+client_min_rate = "1KiB"
 max_requests = 1000
 max_lifetime = "1h"
 max_rss = "512MiB"
@@ -229,6 +235,9 @@ backends = ["127.0.0.1:5001", "[::1]:5002", "unix:/run/app.sock"]
   CHECK(web.request_timeout == Milliseconds(90'000));
   CHECK(web.max_header_bytes == 8 * 1024);
   CHECK(web.max_body_bytes == 10ull << 20);
+  CHECK(web.body_buffer_bytes == 1ull << 20);
+  CHECK(web.response_buffer_bytes == 0);
+  CHECK(web.client_min_rate == 1024);
   CHECK(web.max_requests == 1000);
   CHECK(web.max_lifetime == Milliseconds(3'600'000));
   CHECK(web.max_rss_bytes == 512ull << 20);
@@ -243,7 +252,7 @@ backends = ["127.0.0.1:5001", "[::1]:5002", "unix:/run/app.sock"]
   CHECK(web.ready_timeout == Milliseconds(15'000));
 
   const scgi::PoolConfig& other = config.pools[1];
-  CHECK(other.position.line == 40);
+  CHECK(other.position.line == 43);
   CHECK(other.socket == scgi::SocketMode::unix_socket);
   CHECK(other.min_workers == 7);
   CHECK(other.max_workers == 7);
@@ -500,6 +509,10 @@ TEST_CASE("a value of the wrong type names the type expected and the one found",
               "\"5s\", not an integer");
   check_error(std::string(kManagerMinimal).append("max_body = 1024\n"), "4:12",
               "max_body must be a size in quotes, e.g. max_body = \"64KiB\"");
+  check_error(std::string(kManagerMinimal).append("body_buffer = \"1GiB\"\n"), "4:15",
+              "body_buffer must be at most 64MiB (each connection may hold this much), not 1GiB");
+  check_error(std::string(kManagerMinimal).append("client_min_rate = 8\n"), "4:19",
+              "client_min_rate must be a size in quotes");
   check_error("[[pool]]\nname = 1\ncommand = [\"a\"]\n", "2:8",
               "name must be a string in quotes, not an integer");
   check_error(std::string(kManagerMinimal).append("cwd = [\"/srv\"]\n"), "4:7",

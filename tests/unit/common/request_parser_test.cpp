@@ -154,11 +154,11 @@ TEST_CASE("valid variations of the header are accepted", "[parser]") {
         scgi::encode_header({{"CONTENT_LENGTH", "0"}, {"REQUEST_URI", "/"}, {"SCGI", "1"}});
     CHECK(parser.feed(header).status == Status::complete);
   }
-  SECTION("CONTENT_LENGTH may have leading zeros (it is all digits)") {
+  SECTION("CONTENT_LENGTH 0 alone is no leading zero") {
     RequestParser parser;
-    REQUIRE(parser.feed(scgi::encode_header({{"CONTENT_LENGTH", "007"}, {"SCGI", "1"}})).status ==
+    REQUIRE(parser.feed(scgi::encode_header({{"CONTENT_LENGTH", "0"}, {"SCGI", "1"}})).status ==
             Status::complete);
-    CHECK(parser.content_length() == 7);
+    CHECK(parser.content_length() == 0);
   }
   SECTION("the largest CONTENT_LENGTH that fits 64 bits") {
     RequestParser parser;
@@ -252,6 +252,18 @@ TEST_CASE("every malformed request is rejected with the rule it broke", "[parser
                  "1.5\0"s +
                  scgi1),
        RequestError::content_length_not_digits},
+      {"CONTENT_LENGTH with a leading zero",
+       netstring("CONTENT_LENGTH\0"
+                 "05\0"s +
+                 scgi1),
+       RequestError::content_length_leading_zero},
+      {"CONTENT_LENGTH that octal would read as 7",
+       netstring("CONTENT_LENGTH\0"
+                 "007\0"s +
+                 scgi1),
+       RequestError::content_length_leading_zero},
+      {"CONTENT_LENGTH 00", netstring("CONTENT_LENGTH\0"s + "00\0"s + scgi1),
+       RequestError::content_length_leading_zero},
       {"CONTENT_LENGTH 2^64",
        netstring("CONTENT_LENGTH\0"
                  "18446744073709551616\0"s +

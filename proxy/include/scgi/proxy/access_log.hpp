@@ -53,8 +53,10 @@ class AccessLog {
   std::vector<int> owned_;
 };
 
-// Values go into the line as they are, except spaces and control bytes, which
-// become %XX so that a line always splits into its fields.
+// Values go into the line as they are, except spaces, control bytes, '%' and
+// bytes that are not valid UTF-8, which become %XX: a line always splits into
+// its fields, and a value can neither forge a line nor reach a terminal raw
+// (the daemon's own log does the same with quote_for_log()).
 std::string escape_log_value(std::string_view value);
 
 }  // namespace scgi::proxy
