@@ -30,10 +30,11 @@ TEST_CASE("a duration too long for the clock is refused at --check with where it
   TempDir dir;
   const std::string key = "request_timeout = \"3000000h\"";
   const Address listen = loopback(free_port());
-  dir.write(
-      "scgi.toml",
-      managed_pool_config({.listen = listen, .command = sample_worker_command(), .pool_keys = key},
-                          dir.file("scgi.sock")));
+  dir.write("scgi.toml", managed_pool_config({.listen = listen,
+                                              .command = sample_worker_command(),
+                                              .pool_keys = key,
+                                              .metrics_port = free_port()},
+                                             dir.file("scgi.sock")));
   // Split mode reads the same key the same way.
   dir.write(
       "proxy.toml",
