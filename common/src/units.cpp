@@ -48,9 +48,9 @@ const Unit* find_unit(const std::array<Unit, N>& units, std::string_view name) {
   return nullptr;
 }
 
-bool multiply_adds_overflow(std::uint64_t value, std::uint64_t factor, std::uint64_t total) {
-  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
-  return value > kMax / factor || total > kMax - value * factor;
+bool multiply_adds_overflow(std::uint64_t value, std::uint64_t factor, std::uint64_t total,
+                            std::uint64_t limit = std::numeric_limits<std::int64_t>::max()) {
+  return value > limit / factor || total > limit - value * factor;
 }
 
 }  // namespace
@@ -81,8 +81,10 @@ Result<Milliseconds> parse_duration(std::string_view text) {
     if (unit == nullptr)
       return R::fail("unknown unit \"" + std::string(unit_name) + "\" in duration " + quoted +
                      ": use ms, s, m or h");
-    if (overflow || multiply_adds_overflow(value, unit->factor, total))
-      return R::fail("duration " + quoted + " is too large");
+    if (overflow || multiply_adds_overflow(value, unit->factor, total,
+                                           static_cast<std::uint64_t>(kMaxDuration.count())))
+      return R::fail("duration " + quoted + " is too large: at most " +
+                     format_duration(kMaxDuration) + " (a year)");
     total += value * unit->factor;
     rest.remove_prefix(unit_length);
   }

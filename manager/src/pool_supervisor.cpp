@@ -100,37 +100,29 @@ struct PoolSupervisor::Worker {
   std::vector<WorkerEvent> pending;
 };
 
-PoolSupervisor::PoolSupervisor(asio::io_context& control, PoolConfig config,
-                               std::shared_ptr<proxy::Pool> pool, WorkerLogs& logs,
-                               std::string runtime_dir)
+PoolSupervisor::PoolSupervisor(asio::io_context& control, proxy::ProxyServer& proxy,
+                               PoolConfig config, std::shared_ptr<proxy::Pool> pool,
+                               WorkerLogs& logs, std::string runtime_dir)
     : control_(control),
       config_(std::move(config)),
       pool_(std::move(pool)),
+      inherited_(pool_->backends()),
       logs_(logs),
       runtime_dir_(std::move(runtime_dir)),
       target_(config_.min_workers),
       scaler_(config_.idle_timeout),
       random_(std::random_device{}()),
       tick_timer_(control) {
-  // The balancer reports from its own threads; the work happens here.
-  proxy::Pool::Events events = pool_->events();
-  // They may come after this supervisor is gone (the pool outlives it): only
-  // the posted handler, after checking `alive`, touches `this`.
-  std::weak_ptr<bool> alive = alive_;
-  asio::io_context& context = control_;
-  events.idle = [this, alive, &context](const std::shared_ptr<proxy::Backend>& backend) {
-    asio::post(context, [this, alive, backend] {
-      if (alive.lock()) on_backend_idle(backend);
-    });
+  // On the control thread, for as long as this supervisor lives.
+  proxy::ProxyServer::PoolListener listener;
+  listener.idle = [this](const std::shared_ptr<proxy::Backend>& backend) {
+    on_backend_idle(backend);
   };
-  events.timed_out = [this, alive, &context](const std::shared_ptr<proxy::Backend>& backend,
-                                             std::string_view uri,
-                                             std::chrono::nanoseconds elapsed) {
-    asio::post(context, [this, alive, backend, uri = std::string(uri), elapsed] {
-      if (alive.lock()) on_backend_timed_out(backend, uri, elapsed);
-    });
+  listener.timed_out = [this](const std::shared_ptr<proxy::Backend>& backend,
+                              const std::string& uri, std::chrono::nanoseconds elapsed) {
+    on_backend_timed_out(backend, uri, elapsed);
   };
-  pool_->set_events(std::move(events));
+  balancer_reports_ = proxy.subscribe(pool_, std::move(listener));
 }
 
 PoolSupervisor::~PoolSupervisor() {
@@ -401,6 +393,20 @@ void PoolSupervisor::route(const WorkerPtr& worker) {
   // It takes over: the worker it replaces is drained and stopped now.
   for (const WorkerPtr& old : replaced)
     retire(old);
+  retire_inherited_backends();
+}
+
+void PoolSupervisor::retire_inherited_backends() {
+  // A worker can take their traffic now: they get no new request, and those
+  // in flight finish (their Lease keeps the backend).
+  for (const auto& backend : inherited_) {
+    log_info(
+        "pool {}: backend {} removed; the pool's workers take over and its requests in "
+        "flight finish",
+        config_.name, backend->name());
+    pool_->remove_backend(backend);
+  }
+  inherited_.clear();
 }
 
 void PoolSupervisor::drain(const WorkerPtr& worker) {
@@ -722,6 +728,8 @@ asio::awaitable<void> PoolSupervisor::stop_all() {
   // Draining and SIGTERM each wait up to stop_timeout; this is only a backstop.
   const auto limit = config_.stop_timeout * 2 + std::chrono::seconds(1);
   stopping_ = true;
+  // A reload that converted the pool back owns what it had before.
+  inherited_.clear();
   tick_timer_.cancel();
   for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
     worker->wanted = Wanted::down;

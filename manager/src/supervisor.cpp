@@ -40,7 +40,7 @@ Supervisor::Supervisor(asio::io_context& control, proxy::ProxyServer& proxy, con
       logs_(config.manager.log_dir),
       child_signals_(control, SIGCHLD) {
   // A pool the proxy creates (now or at a reload) gets its supervisor before
-  // it serves, so that the balancer's events reach it from the first request.
+  // it serves, so that the balancer's reports reach it from the first request.
   proxy_.on_pool_created([this](const std::shared_ptr<proxy::Pool>& pool) { create_pool(pool); });
 }
 
@@ -52,7 +52,7 @@ void Supervisor::create_pool(const std::shared_ptr<proxy::Pool>& pool) {
   const auto settings = pool->settings();
   if (settings->kind != PoolKind::command) return;
   auto supervisor =
-      std::make_unique<PoolSupervisor>(control_, *settings, pool, logs_, runtime_dir_);
+      std::make_unique<PoolSupervisor>(control_, proxy_, *settings, pool, logs_, runtime_dir_);
   if (started_) supervisor->start();
   pools_[settings->name] = std::move(supervisor);
 }

@@ -419,7 +419,7 @@ asio::awaitable<bool> Exchange::connect(Lease& lease) {
   if (backend.record_connect_failure()) {
     log_warn("pool {}: backend {} marked down after {} failed connects in a row", pool_->name(),
              backend.name(), Backend::kFailuresToMarkDown);
-    if (pool_->events().down) pool_->events().down(lease.backend_ptr());
+    if (pool_->events().down) pool_->events().down(*pool_, lease.backend_ptr());
   }
   co_return false;
 }
@@ -576,7 +576,7 @@ asio::awaitable<void> Exchange::relay() {
                quote_for_log(parser_.find("REQUEST_URI")));
       if (received_from_backend_ == 0) co_await reply(504, "the backend did not answer in time");
       if (pool_->events().timed_out)
-        pool_->events().timed_out(lease_.backend_ptr(), parser_.find("REQUEST_URI"),
+        pool_->events().timed_out(*pool_, lease_.backend_ptr(), parser_.find("REQUEST_URI"),
                                   Clock::now() - started_);
     } else if (backend_error != asio::error::operation_aborted) {
       lease_.backend().count_error(BackendErrorKind::reset);

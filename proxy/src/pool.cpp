@@ -64,11 +64,12 @@ void Lease::reset() {
   pool_ = nullptr;
 }
 
-Pool::Pool(PoolConfig settings, std::size_t shard_count)
+Pool::Pool(PoolConfig settings, std::size_t shard_count, Events events)
     : name_(settings.name),
       stats_(shard_count),
       caches_(new ThreadCache[std::max<std::size_t>(shard_count, 1)]),
-      cache_count_(std::max<std::size_t>(shard_count, 1)) {
+      cache_count_(std::max<std::size_t>(shard_count, 1)),
+      events_(std::move(events)) {
   State state;
   state.settings = std::make_shared<const PoolConfig>(std::move(settings));
   std::lock_guard lock(state_mutex_);
@@ -141,10 +142,13 @@ std::shared_ptr<Backend> Pool::add_backend(std::string name, std::vector<Endpoin
 }
 
 void Pool::set_membership(const std::shared_ptr<Backend>& backend, Backend::Membership membership) {
+  // Removed is final: draining a backend that a reload already took out keeps it out.
+  if (backend->membership() == Backend::Membership::removed)
+    membership = Backend::Membership::removed;
   backend->set_membership(membership);
   if (membership == Backend::Membership::ready) serve_queue();
   if (membership != Backend::Membership::ready && backend->in_flight() == 0 && events_.idle)
-    events_.idle(backend);
+    events_.idle(*this, backend);
 }
 
 void Pool::remove_backend(const std::shared_ptr<Backend>& backend) {
@@ -190,7 +194,7 @@ std::shared_ptr<Backend> Pool::try_pick(std::span<Backend* const> excluded) {
       // release(): the queue's lock may be held here, and no waiter wants a
       // slot on a draining backend.)
       if (backend->membership() == Backend::Membership::ready) return backend;
-      if (backend->release() == 0 && events_.idle) events_.idle(backend);
+      if (backend->release() == 0 && events_.idle) events_.idle(*this, backend);
     }
     return nullptr;
   });
@@ -209,7 +213,7 @@ void Pool::release(const std::shared_ptr<Backend>& backend) {
   const std::uint32_t left = backend->release();
   if (queued_.load(std::memory_order_seq_cst) > 0) serve_queue();
   if (left == 0 && backend->membership() != Backend::Membership::ready && events_.idle)
-    events_.idle(backend);
+    events_.idle(*this, backend);
 }
 
 void Pool::serve_queue() {

@@ -89,8 +89,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     wanted.insert(pool_config.name);
     std::shared_ptr<Pool> pool = find_pool(pool_config.name);
     if (!pool) {
-      pool = std::make_shared<Pool>(pool_config, contexts_.size() + 1);
-      watch_backend_health(pool);
+      pool = std::make_shared<Pool>(pool_config, contexts_.size() + 1, pool_events());
       if (pool_created_) pool_created_(pool);  // before its listener can accept
       std::lock_guard lock(pools_mutex_);
       pools_[pool_config.name].pool = pool;
@@ -144,21 +143,19 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
 
 bool ProxyServer::sync_fixed_backends(Pool& pool, const PoolConfig& config,
                                       std::vector<std::string>& errors) {
-  std::set<std::string> wanted;
+  const std::vector<std::shared_ptr<Backend>> before = pool.backends();
+  std::set<std::string> listed;
   for (const Address& address : config.backends)
-    wanted.insert(address.to_string());
-  for (const auto& backend : pool.backends()) {
-    if (!wanted.count(backend->name())) {
-      log_info("pool {}: backend {} removed; its requests in flight finish", pool.name(),
-               backend->name());
-      pool.remove_backend(backend);
-    } else {
-      wanted.erase(backend->name());  // kept as it is
-    }
-  }
+    listed.insert(address.to_string());
+  std::set<std::string> present;
+  for (const auto& backend : before)
+    present.insert(backend->name());
+  // New backends first, the unlisted ones (a file's old ones, or the workers
+  // of a pool that ran them until this reload) after: the pool is never left
+  // without a backend to route to.
   bool ok = true;
   for (const Address& address : config.backends) {
-    if (!wanted.count(address.to_string())) continue;
+    if (present.count(address.to_string())) continue;  // kept as it is
     auto endpoints = resolve_endpoints(address);
     if (!endpoints) {
       // Not fatal: the name may resolve at the next reload. Say so loudly.
@@ -168,7 +165,14 @@ bool ProxyServer::sync_fixed_backends(Pool& pool, const PoolConfig& config,
       ok = false;
       continue;
     }
+    present.insert(address.to_string());
     pool.add_backend(address.to_string(), std::move(endpoints).value());
+  }
+  for (const auto& backend : before) {
+    if (listed.count(backend->name())) continue;
+    log_info("pool {}: backend {} removed; its requests in flight finish", pool.name(),
+             backend->name());
+    pool.remove_backend(backend);
   }
   return ok;
 }
@@ -214,6 +218,9 @@ void ProxyServer::follow_dns(const std::shared_ptr<Pool>& pool, const PoolConfig
 
 void ProxyServer::on_backend_idle(const std::shared_ptr<Pool>& pool,
                                   const std::shared_ptr<Backend>& backend) {
+  tell_listeners(pool.get(), [&](const PoolListener& listener) {
+    if (listener.idle) listener.idle(backend);
+  });
   std::shared_ptr<DnsDiscoverer> discoverer;
   {
     std::lock_guard lock(pools_mutex_);
@@ -267,20 +274,64 @@ void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket) {
                  });
 }
 
-void ProxyServer::watch_backend_health(const std::shared_ptr<Pool>& pool) {
-  Pool::Events events = pool->events();
-  std::weak_ptr<Pool> weak = pool;
-  events.down = [this, weak](const std::shared_ptr<Backend>& backend) {
-    // Any proxy thread may report it; probes run on the control thread.
-    asio::co_spawn(control_, probe_until_up(weak, backend), log_failure("a health probe"));
+Pool::Events ProxyServer::pool_events() {
+  Pool::Events events;
+  // Any proxy thread may report; the work happens on the control thread. The
+  // pool may be gone by then: the handlers hold it weakly.
+  events.down = [this](Pool& pool, const std::shared_ptr<Backend>& backend) {
+    asio::co_spawn(control_, probe_until_up(pool.weak_from_this(), backend),
+                   log_failure("a health probe"));
   };
-  // Only discovery listens here; scgi-manager replaces it with its own drain.
-  events.idle = [this, weak](const std::shared_ptr<Backend>& backend) {
-    asio::post(control_, [this, weak, backend] {
+  events.idle = [this](Pool& pool, const std::shared_ptr<Backend>& backend) {
+    asio::post(control_, [this, weak = pool.weak_from_this(), backend] {
       if (auto pool = weak.lock()) on_backend_idle(pool, backend);
     });
   };
-  pool->set_events(std::move(events));
+  events.timed_out = [this](Pool& pool, const std::shared_ptr<Backend>& backend,
+                            std::string_view uri, std::chrono::nanoseconds elapsed) {
+    asio::post(control_,
+               [this, weak = pool.weak_from_this(), backend, uri = std::string(uri), elapsed] {
+                 if (auto pool = weak.lock()) on_backend_timed_out(pool, backend, uri, elapsed);
+               });
+  };
+  return events;
+}
+
+ProxyServer::Subscription ProxyServer::subscribe(const std::shared_ptr<Pool>& pool,
+                                                 PoolListener listener) {
+  const std::uint64_t id = next_subscription_++;
+  listeners_.emplace(id, Listening{pool.get(), std::move(listener)});
+  return Subscription(this, id);
+}
+
+ProxyServer::Subscription& ProxyServer::Subscription::operator=(Subscription&& other) noexcept {
+  if (this != &other) {
+    if (server_) server_->listeners_.erase(id_);
+    server_ = std::exchange(other.server_, nullptr);
+    id_ = other.id_;
+  }
+  return *this;
+}
+
+ProxyServer::Subscription::~Subscription() {
+  if (server_) server_->listeners_.erase(id_);
+}
+
+template <class F>
+void ProxyServer::tell_listeners(const Pool* pool, F&& tell) {
+  std::vector<std::uint64_t> ids;
+  for (const auto& [id, listening] : listeners_)
+    if (listening.pool == pool) ids.push_back(id);
+  for (const std::uint64_t id : ids)
+    if (const auto it = listeners_.find(id); it != listeners_.end()) tell(it->second.listener);
+}
+
+void ProxyServer::on_backend_timed_out(const std::shared_ptr<Pool>& pool,
+                                       const std::shared_ptr<Backend>& backend,
+                                       const std::string& uri, std::chrono::nanoseconds elapsed) {
+  tell_listeners(pool.get(), [&](const PoolListener& listener) {
+    if (listener.timed_out) listener.timed_out(backend, uri, elapsed);
+  });
 }
 
 asio::awaitable<void> ProxyServer::probe_until_up(std::weak_ptr<Pool> weak_pool,

@@ -13,8 +13,13 @@ namespace scgi {
 
 using Milliseconds = std::chrono::milliseconds;
 
+// The longest duration a file or a command line may give: a year. Every
+// timeout is added to steady_clock::now() in nanoseconds (Asio's timers too),
+// which a few hundred years would overflow; a year leaves room for sums.
+inline constexpr Milliseconds kMaxDuration = std::chrono::hours(24 * 365);
+
 // One or more groups of digits followed by a unit (ms, s, m, h), e.g. "1m30s";
-// "0" alone is accepted as zero.
+// "0" alone is accepted as zero. Longer than kMaxDuration is an error.
 Result<Milliseconds> parse_duration(std::string_view text);
 
 // Digits with an optional unit: B, KiB, MiB, GiB, TiB (powers of 1024) or

@@ -325,6 +325,9 @@ TEST_CASE("a reload turns a fixed pool into a discover pool and back", "[proxy][
   };
   ProxyProcess proxy(dir, fixed(), listen);
   CHECK(send_request(listen, get_request("/fixed")).header("X-Worker-Name") == "w3");
+  // The metrics endpoint may open after the pool's listener: a failed scrape
+  // below would look like a backend gone.
+  REQUIRE(eventually([&] { return has_backend(metrics, w3.backend); }, 5s));
 
   dir.write("proxy.toml", discover_config({listen, metrics, port, dns.address()}));
   proxy.process().signal(SIGHUP);

@@ -131,12 +131,15 @@ std::string managed_pool_config(const ManagedPool& spec, const std::string& cont
   for (std::size_t i = 0; i < spec.command.size(); ++i)
     command += (i ? ", " : "") + nlohmann::json(spec.command[i]).dump();
   command += "]";
+  const std::string members = spec.backends.empty()
+                                  ? "command = " + command +
+                                        "\nenv = { PATH = \"/usr/local/bin:/usr/bin:/bin\" }\n" +
+                                        (chooses_identity ? "" : "allow_root = true\n")
+                                  : "backends = " + toml_addresses(spec.backends) + "\n";
   return "[manager]\ncontrol_socket = \"" + control_socket + "\"\n" + spec.manager_keys +
          "\n[proxy]\nthreads = 2\n[metrics]\nlisten = \"127.0.0.1:" +
          std::to_string(spec.metrics_port) + "\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
-         spec.listen.to_string() + "\"\ncommand = " + command +
-         "\nenv = { PATH = \"/usr/local/bin:/usr/bin:/bin\" }\n" +
-         (chooses_identity ? "" : "allow_root = true\n") + spec.pool_keys + "\n";
+         spec.listen.to_string() + "\"\n" + members + spec.pool_keys + "\n";
 }
 
 ManagerProcess::ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_workers)
@@ -146,7 +149,8 @@ ManagerProcess::ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_w
   dir.write("scgi.toml", managed_pool_config(spec, control_socket_));
   process_ = Process::start({built_binary("scgi-manager"), "--config", config_path_},
                             dir.file("manager.log"));
-  if (!wait_until_accepting(spec.listen) || !wait_workers("ready", ready_workers))
+  if (!wait_until_accepting(spec.listen) ||
+      (spec.backends.empty() && !wait_workers("ready", ready_workers)))
     throw std::runtime_error("scgi-manager did not start: " + process_.log());
 }
 

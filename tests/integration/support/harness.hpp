@@ -90,13 +90,15 @@ nlohmann::json finish_load(Process& load);
 struct ManagedPool {
   Address listen;
   std::vector<std::string> command;  // argv of the worker
+  std::vector<Address> backends{};   // instead of `command`: a pool of fixed backends
   std::string pool_keys{};           // more lines for [[pool]], e.g. "workers = 2"
   std::uint16_t metrics_port = 0;    // 0: a free one is picked
   std::string manager_keys{};        // more lines for [manager]
 };
 
 // scgi-manager running a ManagedPool, with metrics and a control socket in
-// `dir`; ready when `ready_workers` workers of "app" are ready.
+// `dir`; ready when `ready_workers` workers of "app" are ready (a pool of fixed
+// backends: when it accepts).
 class ManagerProcess {
  public:
   ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_workers);

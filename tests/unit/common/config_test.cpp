@@ -526,6 +526,10 @@ TEST_CASE("a bad duration, size or address gives the parser's message at the val
               "stop_timeout: unknown unit \" s\"");
   check_error(std::string(kManagerMinimal).append("max_lifetime = \"1d\"\n"), "4:16",
               "max_lifetime: unknown unit \"d\"");
+  check_error(std::string(kManagerMinimal).append("idle_timeout = \"3000000h\"\n"), "4:16",
+              "idle_timeout: duration \"3000000h\" is too large: at most 8760h (a year)");
+  check_error(std::string(kManagerMinimal).append("restart_backoff = [\"1s\", \"8761h\"]\n"),
+              "4:26", "restart_backoff[1]: duration \"8761h\" is too large");
   check_error(std::string(kManagerMinimal).append("max_rss = \"1Gb\"\n"), "4:11",
               "max_rss: unknown unit \"Gb\"");
   check_error(std::string(kManagerMinimal).append("max_body = \"-1\"\n"), "4:12",

@@ -91,7 +91,9 @@ TEST_CASE("a child that touches 64 MiB shows at least 64 MiB resident",
   const auto usage = read_process_usage(child.pid());
   REQUIRE(usage);
   CHECK(usage.value().rss_bytes >= 64 * kMiB);
+#ifndef __SANITIZE_THREAD__  // TSan's shadow of the touched pages is resident too (4x their size)
   CHECK(usage.value().rss_bytes < before.value().rss_bytes + 96 * kMiB);
+#endif
 }
 
 TEST_CASE("a child that burns CPU, named with spaces and parentheses, shows its CPU time",

@@ -4,7 +4,9 @@
 // follows the state × event table of worker_state.hpp; this class only feeds
 // it events (process exits, probes, timers, the balancer's drain reports) and
 // carries out the actions that come back. Runs on the manager's control
-// thread only; the balancer's events are posted there.
+// thread only; the balancer's events are posted there. A pool that had fixed
+// or discovered backends until a reload keeps them until its first worker is
+// routed, then drains them: the workers alone serve it from then on.
 #pragma once
 
 #include <sys/types.h>
@@ -29,6 +31,7 @@
 #include "scgi/manager/worker_socket.hpp"
 #include "scgi/manager/worker_state.hpp"
 #include "scgi/proxy/pool.hpp"
+#include "scgi/proxy/proxy_server.hpp"
 #include "scgi/result.hpp"
 
 namespace scgi::manager {
@@ -37,8 +40,9 @@ class WorkerLogs;
 
 class PoolSupervisor {
  public:
-  PoolSupervisor(asio::io_context& control, PoolConfig config, std::shared_ptr<proxy::Pool> pool,
-                 WorkerLogs& logs, std::string runtime_dir);
+  // `proxy` runs the pool and must outlive this supervisor.
+  PoolSupervisor(asio::io_context& control, proxy::ProxyServer& proxy, PoolConfig config,
+                 std::shared_ptr<proxy::Pool> pool, WorkerLogs& logs, std::string runtime_dir);
   ~PoolSupervisor();
   PoolSupervisor(const PoolSupervisor&) = delete;
   PoolSupervisor& operator=(const PoolSupervisor&) = delete;
@@ -90,6 +94,7 @@ class PoolSupervisor {
   void drain(const WorkerPtr& worker);
   void unroute(const WorkerPtr& worker);
   ProbeChecks probe_checks(const WorkerPtr& worker, uid_t owner);
+  void retire_inherited_backends();
   void signal_group(const WorkerPtr& worker, int signal);
   void count_failure(const WorkerPtr& worker);
   void arm_deadline(const WorkerPtr& worker, std::chrono::nanoseconds after, WorkerEvent event);
@@ -124,6 +129,8 @@ class PoolSupervisor {
   asio::io_context& control_;
   PoolConfig config_;
   std::shared_ptr<proxy::Pool> pool_;
+  // Backends the pool had before it ran workers (a reload converted it).
+  std::vector<std::shared_ptr<proxy::Backend>> inherited_;
   WorkerLogs& logs_;
   std::string runtime_dir_;
 
@@ -147,6 +154,8 @@ class PoolSupervisor {
   bool stopping_ = false;
   bool restarting_ = false;                                     // one rolling restart at a time
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted callbacks
+  // The balancer's reports on this pool, until this supervisor is destroyed.
+  proxy::ProxyServer::Subscription balancer_reports_;
 };
 
 }  // namespace scgi::manager

@@ -69,8 +69,24 @@ struct Acquisition {
 
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
+  // What the pool's owner wants to hear of. Given to the constructor, before
+  // any other thread can see the pool, and never changed: proxy threads read
+  // them without a lock. Called on whichever proxy thread saw the event (with
+  // the pool, which is alive for the call), so each must be thread-safe.
+  struct Events {
+    // A draining or removed backend's last request in flight ended.
+    std::function<void(Pool&, const std::shared_ptr<Backend>&)> idle;
+    // Connect failures marked it down: start probing it.
+    std::function<void(Pool&, const std::shared_ptr<Backend>&)> down;
+    // A request on it passed request_timeout (the worker may be stuck): which
+    // request, and how long it had taken since it arrived.
+    std::function<void(Pool&, const std::shared_ptr<Backend>&, std::string_view uri,
+                       std::chrono::nanoseconds elapsed)>
+        timed_out;
+  };
+
   // `shard_count`: proxy threads + 1 (see pool_stats.hpp).
-  Pool(PoolConfig settings, std::size_t shard_count);
+  Pool(PoolConfig settings, std::size_t shard_count, Events events = {});
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
@@ -93,20 +109,6 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Health or limits changed outside the pool: waiting requests may now fit.
   void backend_changed();
   std::vector<std::shared_ptr<Backend>> backends() const;
-  // What the pool's owner wants to hear of; set before the pool serves, called
-  // on whichever proxy thread saw the event, so each must be thread-safe.
-  struct Events {
-    // A draining or removed backend's last request in flight ended.
-    std::function<void(const std::shared_ptr<Backend>&)> idle;
-    // Connect failures marked it down: start probing it.
-    std::function<void(const std::shared_ptr<Backend>&)> down;
-    // A request on it passed request_timeout (the worker may be stuck): which
-    // request, and how long it had taken since it arrived.
-    std::function<void(const std::shared_ptr<Backend>&, std::string_view uri,
-                       std::chrono::nanoseconds elapsed)>
-        timed_out;
-  };
-  void set_events(Events events) { events_ = std::move(events); }
   const Events& events() const { return events_; }
 
   // --- Data path. ---
@@ -163,7 +165,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::unique_ptr<ThreadCache[]> caches_;  // one per shard; shard 0 is shared and not cached
   std::size_t cache_count_;
   std::atomic<std::size_t> shared_rotation_{0};
-  Events events_;
+  const Events events_;
 
   mutable std::mutex queue_mutex_;  // taken only when requests wait (see pool.cpp)
   std::list<std::shared_ptr<Waiter>> waiters_;

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "scgi/config.hpp"
@@ -52,10 +53,42 @@ class ProxyServer {
   void reopen_logs();
 
   // Called on the control thread for each pool apply() creates, before it
-  // serves: the place for a pool's owner to set the pool's events.
+  // serves: the place for a pool's owner to subscribe to it.
   void on_pool_created(std::function<void(const std::shared_ptr<Pool>&)> callback) {
     pool_created_ = std::move(callback);
   }
+
+  // What the owner of a pool's backends (scgi-manager's supervisor of its
+  // workers) hears of the balancer. Called on the control thread.
+  struct PoolListener {
+    // A draining or removed backend's last request in flight ended.
+    std::function<void(const std::shared_ptr<Backend>&)> idle;
+    // A request on it passed request_timeout: which, and how long it had taken.
+    std::function<void(const std::shared_ptr<Backend>&, const std::string& uri,
+                       std::chrono::nanoseconds elapsed)>
+        timed_out;
+  };
+  // Listening ends when the Subscription is destroyed (on the control thread);
+  // the server must outlive it.
+  class Subscription {
+   public:
+    Subscription() = default;
+    Subscription(ProxyServer* server, std::uint64_t id) : server_(server), id_(id) {}
+    Subscription(Subscription&& other) noexcept
+        : server_(std::exchange(other.server_, nullptr)), id_(other.id_) {}
+    Subscription& operator=(Subscription&& other) noexcept;
+    Subscription(const Subscription&) = delete;
+    Subscription& operator=(const Subscription&) = delete;
+    ~Subscription();
+
+   private:
+    ProxyServer* server_ = nullptr;
+    std::uint64_t id_ = 0;
+  };
+  // Any number may listen to one pool (a supervisor stopping the workers of a
+  // pool that a reload converted, and the one starting its new workers), each
+  // for as long as it lives, even after the pool left the configuration.
+  [[nodiscard]] Subscription subscribe(const std::shared_ptr<Pool>& pool, PoolListener listener);
 
   std::shared_ptr<Pool> find_pool(const std::string& name) const;
   std::vector<std::shared_ptr<Pool>> pools() const;
@@ -80,10 +113,18 @@ class ProxyServer {
   // no longer discovers; false (with `errors`) when the resolver cannot be set up.
   void follow_dns(const std::shared_ptr<Pool>& pool, const PoolConfig& config,
                   std::vector<std::string>& errors);
+  // A pool's events, fixed at its creation: each hands the report over to the
+  // control thread, where the discoverer and the subscribers hear of it.
+  Pool::Events pool_events();
   void on_backend_idle(const std::shared_ptr<Pool>& pool, const std::shared_ptr<Backend>& backend);
+  void on_backend_timed_out(const std::shared_ptr<Pool>& pool,
+                            const std::shared_ptr<Backend>& backend, const std::string& uri,
+                            std::chrono::nanoseconds elapsed);
+  // Calls `tell` with each listener of `pool`; one may unsubscribe meanwhile.
+  template <class F>
+  void tell_listeners(const Pool* pool, F&& tell);
   std::vector<std::pair<std::string, std::shared_ptr<const DiscoveryStats>>> discovery_stats()
       const;
-  void watch_backend_health(const std::shared_ptr<Pool>& pool);
   asio::awaitable<void> probe_until_up(std::weak_ptr<Pool> pool, std::shared_ptr<Backend> backend);
 
   asio::io_context& control_;
@@ -99,6 +140,13 @@ class ProxyServer {
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
   std::function<void(const std::shared_ptr<Pool>&)> pool_created_;
+  // Control thread only.
+  struct Listening {
+    const Pool* pool;  // kept alive by the subscriber, which holds the pool
+    PoolListener listener;
+  };
+  std::map<std::uint64_t, Listening> listeners_;
+  std::uint64_t next_subscription_ = 1;
 };
 
 }  // namespace scgi::proxy
