@@ -19,12 +19,13 @@ phase() {
   echo "== $name" >&2
   "$@"
   timings+=("$name: $((SECONDS - begin))s")
-  echo "== $name: $((SECONDS - begin))s (total $((SECONDS - started))s)" >&2
+  [ "$name" = "tsan tests" ] || echo "== $name: $((SECONDS - begin))s (total $((SECONDS - started))s)" >&2
 }
 
 for preset in release asan tsan; do
   phase "$preset configure" cmake --preset "$preset" -DSCGI_BUILD_TESTS=ON >/dev/null
   phase "$preset build" cmake --build --preset "$preset" -j "$jobs"
+  # The run ends with CTest's summary line: the times so far go before the last tests.
+  [ "$preset" = tsan ] && printf '== %s\n' "${timings[@]}" "total before tsan tests: $((SECONDS - started))s" >&2
   phase "$preset tests" ctest --preset "$preset" -j "$jobs"
 done
-printf '== %s\n' "${timings[@]}" "total: $((SECONDS - started))s" >&2

@@ -138,7 +138,7 @@ time.sleep(3600)
 
 }  // namespace
 
-TEST_CASE("security: a worker's socket made a symlink to the control socket never reaches it",
+TEST_CASE("a worker's socket made a symlink to the control socket never reaches it",
           "[security]") {
   if (!needs_root()) return;
   for (const std::string when : {"before", "after"}) {
@@ -188,7 +188,7 @@ TEST_CASE("security: a worker's socket made a symlink to the control socket neve
   }
 }
 
-TEST_CASE("security: log_dir writable by a worker: POOL.log made a symlink is not written through",
+TEST_CASE("log_dir writable by a worker: POOL.log made a symlink is not written through",
           "[security]") {
   if (!needs_root()) return;
   TempDir dir;
@@ -217,7 +217,7 @@ TEST_CASE("security: log_dir writable by a worker: POOL.log made a symlink is no
   CHECK(exited_with(manager.manager.stop(SIGTERM, 20s), 0));
 }
 
-TEST_CASE("security: at exit the runtime folder goes without following what a worker left",
+TEST_CASE("at exit the runtime folder goes without following what a worker left",
           "[security]") {
   if (!needs_root()) return;
   TempDir dir;
@@ -302,7 +302,7 @@ class PortThief {
 
 }  // namespace
 
-TEST_CASE("security: a port taken by another user before the worker binds it gets no request",
+TEST_CASE("a port taken by another user before the worker binds it gets no request",
           "[security]") {
   if (!needs_root()) return;
   TempDir dir;
@@ -333,7 +333,7 @@ TEST_CASE("security: a port taken by another user before the worker binds it get
   CHECK(exited_with(manager.manager.stop(SIGTERM, 20s), 0));
 }
 
-TEST_CASE("security: workers that switched user die with a manager killed by SIGKILL",
+TEST_CASE("workers that switched user die with a manager killed by SIGKILL",
           "[security]") {
   if (!needs_root()) return;
   TempDir dir;
@@ -360,7 +360,7 @@ TEST_CASE("security: workers that switched user die with a manager killed by SIG
     if (process_exists(pid)) ::kill(-pid, SIGKILL);
 }
 
-TEST_CASE("security: a root manager runs no worker as root unless the pool allows it",
+TEST_CASE("a root manager runs no worker as root unless the pool allows it",
           "[security]") {
   if (!needs_root()) return;
   TempDir dir;
