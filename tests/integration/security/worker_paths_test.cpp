@@ -138,8 +138,7 @@ time.sleep(3600)
 
 }  // namespace
 
-TEST_CASE("a worker's socket made a symlink to the control socket never reaches it",
-          "[security]") {
+TEST_CASE("a worker's socket made a symlink to the control socket never reaches it", "[security]") {
   if (!needs_root()) return;
   for (const std::string when : {"before", "after"}) {
     DYNAMIC_SECTION("the symlink is put " << when << " readiness") {
@@ -217,8 +216,7 @@ TEST_CASE("log_dir writable by a worker: POOL.log made a symlink is not written 
   CHECK(exited_with(manager.manager.stop(SIGTERM, 20s), 0));
 }
 
-TEST_CASE("at exit the runtime folder goes without following what a worker left",
-          "[security]") {
+TEST_CASE("at exit the runtime folder goes without following what a worker left", "[security]") {
   if (!needs_root()) return;
   TempDir dir;
   open_to_everyone(dir);
@@ -302,8 +300,7 @@ class PortThief {
 
 }  // namespace
 
-TEST_CASE("a port taken by another user before the worker binds it gets no request",
-          "[security]") {
+TEST_CASE("a port taken by another user before the worker binds it gets no request", "[security]") {
   if (!needs_root()) return;
   TempDir dir;
   open_to_everyone(dir);
@@ -333,8 +330,7 @@ TEST_CASE("a port taken by another user before the worker binds it gets no reque
   CHECK(exited_with(manager.manager.stop(SIGTERM, 20s), 0));
 }
 
-TEST_CASE("workers that switched user die with a manager killed by SIGKILL",
-          "[security]") {
+TEST_CASE("workers that switched user die with a manager killed by SIGKILL", "[security]") {
   if (!needs_root()) return;
   TempDir dir;
   open_to_everyone(dir);
@@ -360,8 +356,7 @@ TEST_CASE("workers that switched user die with a manager killed by SIGKILL",
     if (process_exists(pid)) ::kill(-pid, SIGKILL);
 }
 
-TEST_CASE("a root manager runs no worker as root unless the pool allows it",
-          "[security]") {
+TEST_CASE("a root manager runs no worker as root unless the pool allows it", "[security]") {
   if (!needs_root()) return;
   TempDir dir;
   const Address listen = loopback(free_port());
