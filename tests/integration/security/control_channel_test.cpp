@@ -109,8 +109,7 @@ std::size_t workers_with_a_process(const json& status_reply) {
 
 }  // namespace
 
-TEST_CASE("security: a number out of range gets an error reply and the connection goes on",
-          "[security]") {
+TEST_CASE("a number out of range gets an error reply and the connection goes on", "[security]") {
   TempDir dir;
   const Address listen = loopback(free_port());
   ManagerProcess manager(
@@ -135,7 +134,7 @@ TEST_CASE("security: a number out of range gets an error reply and the connectio
   CHECK(manager.process().running());
 }
 
-TEST_CASE("security: a silent control connection is closed after the idle timeout", "[security]") {
+TEST_CASE("a silent control connection is closed after the idle timeout", "[security]") {
   TempDir dir;
   const Address listen = loopback(free_port());
   ManagerProcess manager(
@@ -155,7 +154,7 @@ TEST_CASE("security: a silent control connection is closed after the idle timeou
   CHECK(scgictl(dir, manager, {"status"}).exit_code == 0);
 }
 
-TEST_CASE("security: a control_group member holding every connection it can does not lock root out",
+TEST_CASE("a control_group member holding every connection it can does not lock root out",
           "[security]") {
   TempDir dir;
   // nobody reaches the socket through the folder, as a member of its group.
@@ -205,8 +204,7 @@ TEST_CASE("security: a control_group member holding every connection it can does
   hoarder.stop();
 }
 
-TEST_CASE("security: scgictl scale 100000 is refused with the limit named and forks nothing",
-          "[security]") {
+TEST_CASE("scgictl scale 100000 is refused with the limit named and forks nothing", "[security]") {
   TempDir dir;
   const Address listen = loopback(free_port());
   ManagerProcess manager(
@@ -226,8 +224,7 @@ TEST_CASE("security: scgictl scale 100000 is refused with the limit named and fo
   CHECK(manager.process().running());
 }
 
-TEST_CASE("security: a large scale starts workers a few at a time while status answers",
-          "[security]") {
+TEST_CASE("a large scale starts workers a few at a time while status answers", "[security]") {
   TempDir dir;
   const Address listen = loopback(free_port());
   ManagerProcess manager(
