@@ -18,7 +18,7 @@ TEST_CASE("untrusted text in a log line can neither end the line nor reach the t
   CHECK(quote_for_log("say \"hi\" \\o/") == "\"say \\\"hi\\\" \\\\o/\"");
 }
 
-TEST_CASE("valid UTF-8 stays readable in a log line; anything else is shown byte by byte",
+TEST_CASE("valid UTF-8 stays readable in a log line, anything else is shown byte by byte",
           "[log]") {
   CHECK(quote_for_log("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80") ==
         "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"");

@@ -10,7 +10,7 @@ using scgi::proxy::is_local_shortage;
 using scgi::proxy::ReportThrottle;
 
 TEST_CASE(
-    "running out of descriptors or memory is ours; a refused or reset connect is the "
+    "running out of descriptors or memory is ours, a refused or reset connect is the "
     "peer's",
     "[local_shortage]") {
   for (int value : {EMFILE, ENFILE, ENOBUFS, ENOMEM})
