@@ -38,8 +38,12 @@ bool ByteRing::grow(std::size_t limit) {
   const std::size_t capacity = std::min(std::max(capacity_ * 2, capacity_ + 1), limit);
   auto data = std::make_unique_for_overwrite<char[]>(capacity);
   const ConstPieces held = contents();
-  std::memcpy(data.get(), held[0].data(), held[0].size());
-  std::memcpy(data.get() + held[0].size(), held[1].data(), held[1].size());
+  std::size_t copied = 0;
+  for (const auto& piece : held) {
+    if (piece.size() == 0) continue;  // an empty piece may have no address: memcpy must not see it
+    std::memcpy(data.get() + copied, piece.data(), piece.size());
+    copied += piece.size();
+  }
   data_ = std::move(data);
   capacity_ = capacity;
   start_ = 0;

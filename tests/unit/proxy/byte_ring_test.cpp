@@ -14,6 +14,7 @@ std::size_t put(ByteRing& ring, const std::string& text) {
   std::size_t copied = 0;
   for (const auto& piece : ring.free_space()) {
     const std::size_t n = std::min(piece.size(), text.size() - copied);
+    if (n == 0) continue;  // an empty piece may have no address
     std::memcpy(piece.data(), text.data() + copied, n);
     copied += n;
   }
