@@ -174,9 +174,16 @@ void Loader::read_manager(const toml::node& node, ManagerConfig& out) {
 void Loader::read_proxy(const toml::node& node, ProxyConfig& out) {
   const toml::table* table = as_section(node, "proxy");
   if (table == nullptr) return;
-  ConfigReader reader(*table, "in [proxy]", {"threads", "access_log", "shutdown_timeout"}, errors_);
+  ConfigReader reader(*table, "in [proxy]",
+                      {"threads", "access_log", "shutdown_timeout", "spill_dir", "spill_limit"},
+                      errors_);
   reader.read_integer("threads", std::uint32_t{0}, kMaxThreads, out.threads);
   reader.read_string("access_log", out.access_log);
+  if (reader.read_string("spill_dir", out.spill_dir) && !out.spill_dir.starts_with('/'))
+    reader.error_at(
+        *reader.node("spill_dir"),
+        fmt::format("spill_dir must be an absolute path, not {}", quote(out.spill_dir)));
+  reader.read_size("spill_limit", out.spill_limit);
   if (mode_ == Mode::manager && reader.has("shutdown_timeout"))
     reader.error_at_key("shutdown_timeout",
                         "scgi-manager reads its shutdown_timeout from [manager] (it covers the "

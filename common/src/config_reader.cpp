@@ -32,29 +32,33 @@ std::string quote(std::string_view text) {
   return "\"" + std::string(text) + "\"";
 }
 
-std::size_t edit_distance(std::string_view a, std::string_view b) {
+std::size_t edit_distance(std::string_view a, std::string_view b, std::size_t bound) {
   // Optimal string alignment: insertions, deletions, substitutions and swaps
-  // of two neighbours ("prot" for "port") each count one.
+  // of two neighbours ("prot" for "port") each count one. Three rows suffice;
+  // the smallest cell of a row never decreases from one row to the next, so
+  // once it passes `bound` the answer can only be larger.
   const auto same = [&](std::size_t i, std::size_t j) {
     return std::tolower(static_cast<unsigned char>(a[i])) ==
            std::tolower(static_cast<unsigned char>(b[j]));
   };
-  const std::size_t width = b.size() + 1;
-  std::vector<std::size_t> d((a.size() + 1) * width);
-  for (std::size_t i = 0; i <= a.size(); ++i)
-    d[i * width] = i;
+  std::vector<std::size_t> before(b.size() + 1), previous(b.size() + 1), row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j)
-    d[j] = j;
+    previous[j] = j;
   for (std::size_t i = 1; i <= a.size(); ++i) {
+    row[0] = i;
+    std::size_t row_minimum = row[0];
     for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t& cell = d[i * width + j];
-      cell = std::min({d[(i - 1) * width + j] + 1, d[i * width + j - 1] + 1,
-                       d[(i - 1) * width + j - 1] + (same(i - 1, j - 1) ? 0 : 1)});
+      row[j] = std::min(
+          {previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (same(i - 1, j - 1) ? 0 : 1)});
       if (i > 1 && j > 1 && same(i - 1, j - 2) && same(i - 2, j - 1))
-        cell = std::min(cell, d[(i - 2) * width + j - 2] + 1);
+        row[j] = std::min(row[j], before[j - 2] + 1);
+      row_minimum = std::min(row_minimum, row[j]);
     }
+    if (row_minimum > bound) return row_minimum;
+    std::swap(before, previous);
+    std::swap(previous, row);
   }
-  return d.back();
+  return previous.back();
 }
 
 std::optional<std::string_view> nearest(std::string_view word,
@@ -64,7 +68,12 @@ std::optional<std::string_view> nearest(std::string_view word,
   std::optional<std::string_view> best;
   std::size_t best_distance = tolerance + 1;
   for (std::string_view candidate : candidates) {
-    const std::size_t distance = edit_distance(word, candidate);
+    // The distance is at least the difference in length: skip the quadratic
+    // work for words that cannot be close (a long garbage key costs nothing).
+    const std::size_t length_gap = word.size() > candidate.size() ? word.size() - candidate.size()
+                                                                  : candidate.size() - word.size();
+    if (length_gap >= best_distance) continue;
+    const std::size_t distance = edit_distance(word, candidate, best_distance - 1);
     if (distance < best_distance) {
       best = candidate;
       best_distance = distance;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,7 +45,9 @@ SourcePosition to_position(const toml::source_position& at);
 std::string quote(std::string_view text);
 
 // Levenshtein distance, ignoring ASCII case: for "did you mean" suggestions.
-std::size_t edit_distance(std::string_view a, std::string_view b);
+// Stops early with some value above `bound` once the distance must exceed it.
+std::size_t edit_distance(std::string_view a, std::string_view b,
+                          std::size_t bound = std::numeric_limits<std::size_t>::max());
 
 // The closest of `candidates` to `word` when it is close enough to be a typo.
 std::optional<std::string_view> nearest(std::string_view word,

@@ -136,6 +136,7 @@ void PoolReader::read(const toml::table& table, PoolConfig& pool) {
                        "max_body",
                        "body_buffer",
                        "response_buffer",
+                       "response_spill",
                        "client_min_rate",
                        "max_requests",
                        "max_lifetime",
@@ -424,6 +425,7 @@ void PoolReader::read_traffic(ConfigReader& reader, PoolConfig& pool) {
   reader.read_size("max_body", pool.max_body_bytes);
   read_buffer_size(reader, "body_buffer", pool.body_buffer_bytes);
   read_buffer_size(reader, "response_buffer", pool.response_buffer_bytes);
+  reader.read_size("response_spill", pool.response_spill_bytes);
   reader.read_size("client_min_rate", pool.client_min_rate);
 }
 

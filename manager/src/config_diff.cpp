@@ -36,6 +36,7 @@ const std::vector<Key>& pool_keys() {
       key("max_body", [](const PoolConfig& p) { return p.max_body_bytes; }),
       key("body_buffer", [](const PoolConfig& p) { return p.body_buffer_bytes; }),
       key("response_buffer", [](const PoolConfig& p) { return p.response_buffer_bytes; }),
+      key("response_spill", [](const PoolConfig& p) { return p.response_spill_bytes; }),
       key("client_min_rate", [](const PoolConfig& p) { return p.client_min_rate; }),
       key("max_requests", [](const PoolConfig& p) { return p.max_requests; }),
       key("max_lifetime", [](const PoolConfig& p) { return p.max_lifetime; }),

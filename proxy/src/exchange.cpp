@@ -22,6 +22,7 @@
 #include "scgi/proxy/client_budget.hpp"
 #include "scgi/proxy/local_shortage.hpp"
 #include "scgi/proxy/pool.hpp"
+#include "scgi/proxy/response_spill.hpp"
 #include "scgi/proxy/watchdog.hpp"
 #include "scgi/request_parser.hpp"
 #include "scgi/response_head.hpp"
@@ -50,6 +51,8 @@ thread_local std::array<char, 16 * 1024> t_header_buffer;
 
 // One line per 10 s about connects that failed for want of local descriptors.
 ReportThrottle g_connect_shortage_reports(std::chrono::seconds(10));
+// The same for responses that could not be spilled to disk.
+ReportThrottle g_spill_failure_reports(std::chrono::seconds(10));
 
 using Gather = std::array<asio::const_buffer, 2>;
 
@@ -78,11 +81,13 @@ asio::error_code send_now(Socket& socket, Gather& buffers) {
 
 class Exchange {
  public:
-  Exchange(Socket client, std::shared_ptr<Pool> pool, const AccessLog& access_log)
+  Exchange(Socket client, std::shared_ptr<Pool> pool, const AccessLog& access_log,
+           SpillSpace& spill_space)
       : client_(std::move(client)),
         pool_(std::move(pool)),
         settings_(pool_->settings()),
         access_log_(access_log),
+        spill_space_(spill_space),
         parser_({.max_header_bytes = settings_->max_header_bytes,
                  .max_body_bytes = settings_->max_body_bytes}),
         client_watch_(client_.get_executor(), [this] { cancel_all(); }),
@@ -110,6 +115,11 @@ class Exchange {
   asio::awaitable<bool> send_head();
   asio::awaitable<void> upload_body();
   asio::awaitable<void> relay();
+  // Response bytes read from the backend: counted, and the status noted.
+  void received(std::string_view bytes);
+  // Spilling failed (disk full, spill_limit reached, an I/O error): from now on
+  // the backend waits for the client, as without response_spill. Says so now and then.
+  void log_spill_failure(const std::error_code& error);
   // Sends `buffers` to the backend, waiting (under request_timeout) only for
   // what does not go out at once.
   asio::awaitable<asio::error_code> send_to_backend(Gather buffers);
@@ -158,6 +168,7 @@ class Exchange {
   std::shared_ptr<Pool> pool_;
   std::shared_ptr<const PoolConfig> settings_;
   const AccessLog& access_log_;
+  SpillSpace& spill_space_;
   RequestParser parser_;
   Watchdog client_watch_;   // the client: header deadline, then what budget_ allows
   Watchdog backend_watch_;  // backend silence: connect, taking the request, response
@@ -256,6 +267,21 @@ asio::awaitable<void> Exchange::serve() {
     // Full duplex: a backend may answer while the body still streams in.
     co_await (upload_body() && relay());
   }
+}
+
+void Exchange::received(std::string_view bytes) {
+  received_from_backend_ += bytes.size();
+  response_head_.feed(bytes);
+}
+
+void Exchange::log_spill_failure(const std::error_code& error) {
+  std::uint64_t held_back = 0;
+  if (!g_spill_failure_reports.allow(held_back)) return;
+  log_warn(
+      "pool {}: cannot hold more of a response for a slow client in spill_dir {} ({} held by all "
+      "responses): {}; its backend waits for the client ({} more since the last such line)",
+      pool_->name(), spill_space_.directory(), format_size(spill_space_.in_use()), error.message(),
+      held_back);
 }
 
 asio::awaitable<asio::error_code> Exchange::send_to_backend(Gather buffers) {
@@ -471,10 +497,14 @@ asio::awaitable<void> Exchange::upload_body() {
 asio::awaitable<void> Exchange::relay() {
   // Moves the response from the backend to the client through `pending`, never
   // blocking: what the client does not take at once waits there, and meanwhile
-  // the backend is read ahead, up to response_buffer. Once the backend has
-  // closed and all it sent is held here, its slot is given back and only this
-  // client is waited on, within its budget.
+  // the backend is read ahead, up to response_buffer, then into `spill` on
+  // disk, up to response_spill. Once the backend has closed and all it sent is
+  // held here, its slot is given back and only this client is waited on,
+  // within its budget. Bytes go in order: while `spill` holds some, newer
+  // bytes go behind them, and `pending` is refilled from it.
   ByteRing pending(kTransferBufferBytes);
+  SpillFile spill(spill_space_, settings_->response_spill_bytes);
+  bool spill_usable = settings_->response_spill_bytes > 0;
   const std::size_t read_ahead_limit =
       std::max<std::uint64_t>(kTransferBufferBytes, settings_->response_buffer_bytes);
   bool backend_open = true;
@@ -486,25 +516,56 @@ asio::awaitable<void> Exchange::relay() {
     bool client_would_block = false;
 
     if (backend_open && pending.room() == 0) pending.grow(read_ahead_limit);
-    if (backend_open && pending.room() > 0) {
+    const bool to_memory = spill.empty() && pending.room() > 0;
+    const bool to_disk = !to_memory && spill_usable && spill.room() > 0;
+    if (backend_open && (to_memory || to_disk)) {
       asio::error_code ec;
-      const auto space = pending.free_space();
-      std::size_t n = backend_->read_some(space, ec);
+      std::size_t n = 0;
+      if (to_memory) {
+        const auto space = pending.free_space();
+        n = backend_->read_some(space, ec);
+        pending.commit(n);
+        for (std::size_t left = n; const auto& piece : space) {
+          const std::size_t used = std::min(left, piece.size());
+          received(std::string_view(static_cast<const char*>(piece.data()), used));
+          left -= used;
+        }
+      } else {
+        const std::size_t want = std::min<std::uint64_t>(spill.room(), t_header_buffer.size());
+        if (const std::error_code spill_error = spill.prepare(want)) {
+          log_spill_failure(spill_error);
+          spill_usable = false;  // nothing was read: the backend waits for the client
+          continue;
+        }
+        n = backend_->read_some(asio::buffer(t_header_buffer.data(), want), ec);
+        if (n > 0) {
+          received(std::string_view(t_header_buffer.data(), n));
+          if (const std::error_code spill_error = spill.append({t_header_buffer.data(), n})) {
+            // The disk failed these bytes: the response cannot go on whole.
+            log_spill_failure(spill_error);
+            break;
+          }
+        }
+      }
       if (n > 0) {
         progress = true;
-        received_from_backend_ += n;
-        pending.commit(n);
-        for (const auto& piece : space) {  // the status, for metrics and the log
-          const std::size_t used = std::min(n, piece.size());
-          response_head_.feed(std::string_view(static_cast<const char*>(piece.data()), used));
-          n -= used;
-        }
       } else if (ec == asio::error::would_block) {
         backend_would_block = true;
       } else {
         backend_open = false;
         backend_error = ec ? ec : asio::error::eof;
       }
+    }
+
+    if (!spill.empty() && pending.room() > 0) {
+      std::error_code take_error;
+      const std::size_t n = spill.take(pending.free_space(), take_error);
+      if (take_error) {
+        log_spill_failure(take_error);  // the response cannot go on whole
+        break;
+      }
+      pending.commit(n);
+      progress = progress || n > 0;
     }
 
     if (!pending.empty()) {
@@ -525,7 +586,7 @@ asio::awaitable<void> Exchange::relay() {
     }
 
     if (!backend_open) {
-      if (pending.empty()) break;
+      if (pending.empty() && spill.empty()) break;
       // All the backend sent is held: free it now rather than at the client's pace.
       if (upload_done_ && lease_ && backend_error == asio::error::eof) release_backend();
     }
@@ -660,8 +721,8 @@ void Exchange::finish(Clock::time_point done) {
 }  // namespace
 
 asio::awaitable<void> run_exchange(Socket client, std::shared_ptr<Pool> pool,
-                                   const AccessLog& access_log) {
-  Exchange exchange(std::move(client), std::move(pool), access_log);
+                                   const AccessLog& access_log, SpillSpace& spill_space) {
+  Exchange exchange(std::move(client), std::move(pool), access_log, spill_space);
   co_await exchange.run();
 }
 

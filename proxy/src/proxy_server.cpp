@@ -81,6 +81,9 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
   std::string log_error_text;
   if (!access_log_.set_target(config.proxy.access_log, log_error_text))
     errors.push_back(log_error_text);
+  std::string spill_error;
+  if (!spill_space_.configure(config.proxy.spill_dir, config.proxy.spill_limit, spill_error))
+    errors.push_back(spill_error);
   if (!errors.empty()) return false;
 
   // Then the changes, which cannot fail.
@@ -267,7 +270,7 @@ void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket) {
   if (stopping_.load(std::memory_order_relaxed)) return;  // closing the socket refuses it
   active_.fetch_add(1, std::memory_order_relaxed);
   const auto executor = socket.get_executor();
-  asio::co_spawn(executor, run_exchange(std::move(socket), pool, access_log_),
+  asio::co_spawn(executor, run_exchange(std::move(socket), pool, access_log_, spill_space_),
                  [this](std::exception_ptr e) {
                    active_.fetch_sub(1, std::memory_order_relaxed);
                    log_failure("an exchange")(e);

@@ -92,6 +92,18 @@ def parse_duration(text):
                for number, unit in DURATION_PART.findall(text))
 
 
+SIZE_UNITS = {"": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+              "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40}
+
+
+def parse_size(text):
+    """Bytes in a size of our configuration ("512MiB") or a Kubernetes quantity ("1Gi")."""
+    match = re.fullmatch(r"(\d+)(KiB|MiB|GiB|TiB|Ki|Mi|Gi|Ti|)", str(text))
+    if not match:
+        raise ValueError("not a size: %r" % (text,))
+    return int(match.group(1)) * SIZE_UNITS[match.group(2)]
+
+
 def split_host_port(address):
     host, _, port = address.rpartition(":")
     return host, int(port)
@@ -322,6 +334,18 @@ def writable_folders(deployment, container):
             if "emptyDir" in (volumes.get(mount.get("name")) or {})]
 
 
+def empty_dir_limits(deployment, container):
+    """{mountPath: sizeLimit in bytes, or None} of the container's emptyDir volumes."""
+    volumes = {volume.get("name"): volume for volume in pod_spec(deployment).get("volumes") or []}
+    limits = {}
+    for mount in container.get("volumeMounts") or []:
+        source = (volumes.get(mount.get("name")) or {}).get("emptyDir")
+        if source is not None:
+            limit = source.get("sizeLimit")
+            limits[mount.get("mountPath", "").rstrip("/")] = None if limit is None else parse_size(limit)
+    return limits
+
+
 def is_under(path, folders):
     return any(path.startswith(folder + "/") or path == folder for folder in folders)
 
@@ -426,6 +450,26 @@ def check_daemon(daemon, failures):
         failures.check(is_under(os.path.dirname(control_socket), writable),
                        "%s: [manager] control_socket %s in %s is not on an emptyDir mount (%s)"
                        % (daemon.where(), control_socket, daemon.config_path, writable))
+
+    # Responses past response_buffer wait in spill_dir: with a read-only root
+    # it must be an emptyDir, whose sizeLimit holds spill_limit (the kubelet
+    # evicts a pod whose emptyDir outgrows its limit).
+    if security.get("readOnlyRootFilesystem"):
+        proxy_section = config.get("proxy") or {}
+        spill_dir = proxy_section.get("spill_dir", "/var/tmp").rstrip("/")
+        spill_limit = parse_size(proxy_section.get("spill_limit", "4GiB"))
+        limits = empty_dir_limits(daemon.deployment, daemon.container)
+        folder = next((f for f in limits if is_under(spill_dir, [f])), None)
+        failures.check(folder is not None,
+                       "%s: [proxy] spill_dir %s in %s is not on an emptyDir mount (%s): the "
+                       "root filesystem is read-only" % (daemon.where(), spill_dir,
+                                                         daemon.config_path, sorted(limits)))
+        if folder is not None:
+            failures.check(limits[folder] is not None and limits[folder] > spill_limit,
+                           "%s: [proxy] spill_limit (%d bytes) in %s does not fit below the "
+                           "sizeLimit of the emptyDir at %s (%s)"
+                           % (daemon.where(), spill_limit, daemon.config_path, folder,
+                              limits[folder]))
 
     # The pod must outlive the preStop pause plus the daemon's own shutdown,
     # or the kubelet kills requests in flight.

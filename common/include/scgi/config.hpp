@@ -53,6 +53,11 @@ struct ManagerConfig {
 struct ProxyConfig {
   std::uint32_t threads = 0;  // event-loop threads; 0 = one per core
   std::string access_log;     // "" = off, "-" = stderr, else a file path
+  // Where responses too large for response_buffer are held for slow clients,
+  // in unnamed files (O_TMPFILE) that vanish when closed; and how much all of
+  // them together may hold at once in this process.
+  std::string spill_dir = "/var/tmp";
+  std::uint64_t spill_limit = 4ull << 30;
   // scgi-proxy only: how long requests in flight may take to finish on SIGTERM
   // (scgi-manager uses [manager] shutdown_timeout, which also covers its workers).
   Milliseconds shutdown_timeout{30'000};
@@ -123,6 +128,11 @@ struct PoolConfig {
   // Response bytes read ahead of a client that reads slowly: a response that
   // fits is taken from the backend whole and its slot given back at once.
   std::uint64_t response_buffer_bytes = 256 * 1024;
+  // Past response_buffer, response bytes a slow client has not read yet go to
+  // an unnamed file in [proxy] spill_dir, up to this many per response, so the
+  // backend is still freed when it is done (nginx: proxy_max_temp_file_size).
+  // 0 = never: a larger response holds its backend until the client reads it.
+  std::uint64_t response_spill_bytes = 1ull << 30;
   // Bytes per second a client must keep up, on average, while the proxy waits
   // on it (body or response): its waits may total client_timeout plus one
   // second per client_min_rate bytes moved. 0 = only client_timeout per gap.

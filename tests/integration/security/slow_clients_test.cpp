@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "../support/harness.hpp"
@@ -161,14 +162,15 @@ LoadFigures run_load(const TempDir& dir, const Address& target, const std::strin
 
 // A 2-worker pool behind scgi-proxy, where slow clients can do their worst.
 struct TwoWorkerPool {
-  explicit TwoWorkerPool(const std::string& pool_keys)
+  explicit TwoWorkerPool(const std::string& pool_keys, const std::string& proxy_keys = "")
       : w1(dir, "w1"),
         w2(dir, "w2"),
         listen(loopback(free_port())),
         proxy(dir,
               one_pool_config({.listen = listen,
                                .backends = {w1.address(), w2.address()},
-                               .pool_keys = pool_keys}),
+                               .pool_keys = pool_keys,
+                               .proxy_keys = proxy_keys}),
               listen) {}
   TempDir dir;
   SampleWorker w1;
@@ -201,6 +203,32 @@ void check_throughput_beside(TwoWorkerPool& pool, SlowClient& first, SlowClient&
   CHECK(ratio >= 0.5);
 }
 
+// [proxy] lines that hold spilled responses in `dir`, a fresh folder of the test.
+std::string spill_keys(const TempDir& dir, const std::string& more = "") {
+  std::filesystem::create_directories(dir.file("spill"));
+  return "spill_dir = \"" + dir.file("spill") + "\"\n" + more;
+}
+
+// Byte i of the sample worker's /big?size=N body is i*31 mod 251.
+bool is_sample_body(const std::string& body, std::size_t size) {
+  if (body.size() != size) return false;
+  for (std::size_t i = 0; i < size; ++i)
+    if (static_cast<unsigned char>(body[i]) != (i * 31) % 251) return false;
+  return true;
+}
+
+// Sends `request` on a connection with a small receive buffer and reads nothing.
+int request_and_stall(const Address& address, const std::string& request) {
+  const int fd = connect_small_buffer(address);
+  if (fd < 0) return -1;
+  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 }  // namespace
 
 TEST_CASE("clients that trickle their bodies hold no worker", "[security][slow-clients]") {
@@ -224,6 +252,89 @@ TEST_CASE("clients that read their responses slowly hold no worker", "[security]
   first.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
   second.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
   check_throughput_beside(pool, first, second, "slow readers");
+}
+
+TEST_CASE("clients that read large responses slowly hold no worker: the rest waits on disk",
+          "[security][slow-clients]") {
+  // The default response_buffer (256 KiB) and 8 MiB responses: past the
+  // buffer and the kernel's, the response goes to spill_dir, and the worker
+  // is free as soon as it has sent it all.
+  TempDir spill_root;
+  TwoWorkerPool pool("client_timeout = \"30s\"\nqueue_timeout = \"2s\"", spill_keys(spill_root));
+  SlowClient first;
+  SlowClient second;
+  first.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
+  second.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
+  check_throughput_beside(pool, first, second, "slow readers of 8 MiB");
+  // The files had no name: nothing is left behind, even while they were in use.
+  CHECK(std::filesystem::is_empty(spill_root.file("spill")));
+}
+
+TEST_CASE("a response held on disk for a slow client reaches it whole",
+          "[security][slow-clients]") {
+  TempDir dir;
+  SampleWorker worker(dir, "w1");
+  const Address listen = loopback(free_port());
+  ProxyProcess proxy(dir,
+                     one_pool_config({.listen = listen,
+                                      .backends = {worker.address()},
+                                      .pool_keys = "client_timeout = \"30s\"",
+                                      .proxy_keys = spill_keys(dir)}),
+                     listen);
+  constexpr std::size_t kSize = 16 << 20;
+  const int fd = request_and_stall(listen, get_request("/big?size=" + std::to_string(kSize)));
+  REQUIRE(fd >= 0);
+  // The only worker is free again while the client has read nothing.
+  const Response other = send_request(listen, get_request("/other"), 10s);
+  INFO(proxy.process().log());
+  CHECK(other.status() == 200);
+  // Now the client reads it all: every byte, in order.
+  const Response slow = read_response(fd, 60s);
+  ::close(fd);
+  CHECK(slow.status() == 200);
+  CHECK(is_sample_body(slow.body(), kSize));
+}
+
+TEST_CASE("at spill_limit a response still arrives whole, its worker waiting for the client",
+          "[security][slow-clients]") {
+  TempDir dir;
+  SampleWorker worker(dir, "w1");
+  const Address listen = loopback(free_port());
+  ProxyProcess proxy(dir,
+                     one_pool_config({.listen = listen,
+                                      .backends = {worker.address()},
+                                      .pool_keys = "client_timeout = \"30s\"",
+                                      .proxy_keys = spill_keys(dir, "spill_limit = \"1MiB\"")}),
+                     listen);
+  constexpr std::size_t kSize = 16 << 20;
+  const int fd = request_and_stall(listen, get_request("/big?size=" + std::to_string(kSize)));
+  REQUIRE(fd >= 0);
+  CHECK(eventually(
+      [&] {
+        return proxy.process().log().find("cannot hold more of a response") != std::string::npos;
+      },
+      20s));
+  INFO(proxy.process().log());
+  const Response slow = read_response(fd, 60s);
+  ::close(fd);
+  CHECK(slow.status() == 200);
+  CHECK(is_sample_body(slow.body(), kSize));
+}
+
+TEST_CASE("a spill_dir that cannot hold files stops scgi-proxy at start, naming it",
+          "[security][slow-clients]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  dir.write("proxy.toml",
+            one_pool_config({.listen = listen,
+                             .backends = {loopback(free_port())},
+                             .proxy_keys = "spill_dir = \"" + dir.file("missing") + "\"\n"}));
+  Process proxy = Process::start({built_binary("scgi-proxy"), "--config", dir.file("proxy.toml")},
+                                 dir.file("proxy.log"));
+  const auto status = proxy.wait(10s);
+  REQUIRE(status.has_value());
+  CHECK_FALSE(exited_with(*status, 0));
+  CHECK(proxy.log().find("spill_dir " + dir.file("missing")) != std::string::npos);
 }
 
 TEST_CASE("a body trickled past body_buffer is cut by client_min_rate and its worker freed",

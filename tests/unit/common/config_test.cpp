@@ -81,6 +81,8 @@ TEST_CASE("a minimal manager file gets every default of DESIGN.md", "[config]") 
   CHECK(config.manager.shutdown_timeout == Milliseconds(30'000));
   CHECK(config.proxy.threads == 0);
   CHECK(config.proxy.access_log.empty());
+  CHECK(config.proxy.spill_dir == "/var/tmp");
+  CHECK(config.proxy.spill_limit == 4ull << 30);
   REQUIRE(config.metrics.listen);
   CHECK(config.metrics.listen->to_string() == "127.0.0.1:9100");
 
@@ -110,6 +112,7 @@ TEST_CASE("a minimal manager file gets every default of DESIGN.md", "[config]") 
   CHECK(pool.max_body_bytes == 0);
   CHECK(pool.body_buffer_bytes == 64 * 1024);
   CHECK(pool.response_buffer_bytes == 256 * 1024);
+  CHECK(pool.response_spill_bytes == 1ull << 30);
   CHECK(pool.client_min_rate == 8 * 1024);
   CHECK(pool.max_requests == 0);
   CHECK(pool.max_lifetime == Milliseconds(0));
@@ -159,6 +162,8 @@ shutdown_timeout = "45s"
 [proxy]
 threads = 3
 access_log = "-"
+spill_dir = "/srv/spill"
+spill_limit = "20GiB"
 
 [metrics]
 listen = "[::1]:9200"
@@ -180,6 +185,7 @@ max_header = "8KiB"
 max_body = "10MiB"
 body_buffer = "1MiB"
 response_buffer = "0"
+response_spill = "0"
 client_min_rate = "1KiB"
 max_requests = 1000
 max_lifetime = "1h"
@@ -210,13 +216,15 @@ backends = ["127.0.0.1:5001", "[::1]:5002", "unix:/run/app.sock"]
   CHECK(config.manager.shutdown_timeout == Milliseconds(45'000));
   CHECK(config.proxy.threads == 3);
   CHECK(config.proxy.access_log == "-");
+  CHECK(config.proxy.spill_dir == "/srv/spill");
+  CHECK(config.proxy.spill_limit == 20ull << 30);
   REQUIRE(config.metrics.listen);
   CHECK(config.metrics.listen->to_string() == "[::1]:9200");
 
   REQUIRE(config.pools.size() == 3);
   const scgi::PoolConfig& web = config.pools[0];
   CHECK(web.name == "web_1");
-  CHECK(web.position.line == 14);
+  CHECK(web.position.line == 16);
   CHECK(web.position.column == 1);
   REQUIRE(web.listen);
   CHECK(web.listen->to_string() == "unix:/run/scgi/web.sock");
@@ -237,6 +245,7 @@ backends = ["127.0.0.1:5001", "[::1]:5002", "unix:/run/app.sock"]
   CHECK(web.max_body_bytes == 10ull << 20);
   CHECK(web.body_buffer_bytes == 1ull << 20);
   CHECK(web.response_buffer_bytes == 0);
+  CHECK(web.response_spill_bytes == 0);
   CHECK(web.client_min_rate == 1024);
   CHECK(web.max_requests == 1000);
   CHECK(web.max_lifetime == Milliseconds(3'600'000));
@@ -252,7 +261,7 @@ backends = ["127.0.0.1:5001", "[::1]:5002", "unix:/run/app.sock"]
   CHECK(web.ready_timeout == Milliseconds(15'000));
 
   const scgi::PoolConfig& other = config.pools[1];
-  CHECK(other.position.line == 43);
+  CHECK(other.position.line == 46);
   CHECK(other.socket == scgi::SocketMode::unix_socket);
   CHECK(other.min_workers == 7);
   CHECK(other.max_workers == 7);
@@ -493,6 +502,11 @@ TEST_CASE("a nested table or dotted key that is not in the schema is unknown", "
 TEST_CASE("a number in quotes says to remove the quotes", "[config]") {
   check_error(std::string("[proxy]\nthreads = \"4\"\n").append(kManagerMinimal), "2:11",
               "threads must be a whole number without quotes: write threads = 4");
+}
+
+TEST_CASE("spill_dir must be an absolute path", "[config]") {
+  check_error(std::string("[proxy]\nspill_dir = \"spill\"\n").append(kProxyMinimal), "2:13",
+              "spill_dir must be an absolute path, not \"spill\"");
 }
 
 TEST_CASE("a value of the wrong type names the type expected and the one found", "[config]") {

@@ -14,11 +14,13 @@ namespace scgi::proxy {
 
 class Pool;
 class AccessLog;
+class SpillSpace;
 
 // Runs the whole exchange on the client socket's executor (a single-threaded
 // io_context) and never throws: every failure becomes a response, a metric
-// and, where it helps, a log line.
+// and, where it helps, a log line. Responses too large for response_buffer
+// are held in `spill_space` while the client is slow.
 asio::awaitable<void> run_exchange(Socket client, std::shared_ptr<Pool> pool,
-                                   const AccessLog& access_log);
+                                   const AccessLog& access_log, SpillSpace& spill_space);
 
 }  // namespace scgi::proxy

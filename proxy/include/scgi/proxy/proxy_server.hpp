@@ -25,6 +25,7 @@
 #include "scgi/proxy/listener.hpp"
 #include "scgi/proxy/pool.hpp"
 #include "scgi/proxy/proxy_metrics.hpp"
+#include "scgi/proxy/response_spill.hpp"
 
 namespace scgi::proxy {
 
@@ -136,6 +137,7 @@ class ProxyServer {
   mutable std::mutex pools_mutex_;  // apply() writes, scrapes read
   std::map<std::string, PoolEntry> pools_;
   AccessLog access_log_;
+  SpillSpace spill_space_;
   std::shared_ptr<ProxyMetrics> metrics_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};
