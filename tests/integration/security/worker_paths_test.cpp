@@ -216,37 +216,110 @@ TEST_CASE("log_dir writable by a worker: POOL.log made a symlink is not written 
   CHECK(exited_with(manager.manager.stop(SIGTERM, 20s), 0));
 }
 
-TEST_CASE("at exit the runtime folder goes without following what a worker left", "[security]") {
-  if (!needs_root()) return;
-  TempDir dir;
-  open_to_everyone(dir);
-  fs::create_directories(dir.file("outside/keep"));
-  dir.write("outside/keep/file", "keep me\n");
-  // In its socket folder (which is its own), the worker leaves links to a
-  // folder and a file outside, and a folder holding another link.
-  dir.write("worker.py", std::string(R"(import os, socket, sys, time
-path, outside = sys.argv[1:3]
+namespace {
+
+// A worker for pool "app" in unix mode that fills its socket folder for the
+// manager's removal at exit: many files, a link and a folder holding a link to
+// `outside`, and pairs of a folder dN and a link lN to `outside`. It leaves
+// behind a process of its own session (so that stopping the worker's group
+// does not stop it) that waits for the removal to begin and then exchanges
+// one pair whose two names are still there: a name read as a folder is a link
+// when the removal gets to it, and one read as a link is a folder. A removal
+// that followed the link would empty `outside`; one that gives up at the
+// surprise leaves the runtime folder behind. The files keep the removal busy
+// long enough for the exchange to come first, and are few enough that one
+// read of the folder lists them all. The process writes its PID to
+// `markers`/swapper once armed, and ends by itself after a minute at most.
+constexpr const char* kSwappingWorker = R"(import ctypes, os, select, socket, struct, sys, time
+path, outside, markers = sys.argv[1:4]
 folder = os.path.dirname(path)
+for i in range(800):
+    open(os.path.join(folder, "f%d" % i), "w").close()
 os.symlink(outside, os.path.join(folder, "escape"))
 os.mkdir(os.path.join(folder, "sub"))
 os.symlink(os.path.join(outside, "keep", "file"), os.path.join(folder, "sub", "file"))
+pairs = 20
+for i in range(pairs):
+    os.mkdir(os.path.join(folder, "d%d" % i))
+    os.symlink(outside, os.path.join(folder, "l%d" % i))
+
+def swapper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    watch = libc.inotify_init1(os.O_CLOEXEC)
+    IN_DELETE, IN_IGNORED, RENAME_EXCHANGE = 0x200, 0x8000, 2
+    if watch < 0 or libc.inotify_add_watch(watch, folder.encode(), IN_DELETE) < 0:
+        return
+    with open(os.path.join(markers, "swapper.tmp"), "w") as out:
+        out.write(str(os.getpid()))
+    os.rename(os.path.join(markers, "swapper.tmp"), os.path.join(markers, "swapper"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([watch], [], [], deadline - time.monotonic())
+        if not ready:
+            return
+        events = os.read(watch, 65536)
+        offset = 0
+        while offset < len(events):
+            _, mask, _, length = struct.unpack_from("iIII", events, offset)
+            name = events[offset + 16:offset + 16 + length].rstrip(b"\0")
+            offset += 16 + length
+            if mask & IN_IGNORED:  # the folder is gone
+                return
+            # The manager unlinks a stopped worker's socket before the removal.
+            if name and not name.endswith(b".sock"):
+                for i in range(pairs):
+                    if libc.renameat2(folder_fd, b"d%d" % i, folder_fd, b"l%d" % i,
+                                      RENAME_EXCHANGE) == 0:
+                        return
+                return
+
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        try:
+            swapper()
+        finally:
+            os._exit(0)
+    os._exit(0)
+os.wait()
 listener = socket.socket(socket.AF_UNIX)
 listener.bind(path)
 listener.listen(16)
 while True:
     connection, _ = listener.accept()
     connection.close()
-)"));
-  TwoPools manager(dir, {"python3", dir.file("worker.py"), "{socket}", dir.file("outside")},
-                   "socket = \"unix\"\nworkers = 1\nuser = \"nobody\"");
+)";
+
+}  // namespace
+
+TEST_CASE("at exit the runtime folder goes without following what a worker left", "[security]") {
+  if (!needs_root()) return;
+  TempDir dir;
+  open_to_everyone(dir);
+  const std::string markers = writable_folder(dir, "markers");
+  fs::create_directories(dir.file("outside/keep"));
+  dir.write("outside/keep/file", "keep me\n");
+  dir.write("worker.py", kSwappingWorker);
+  TwoPools manager(dir,
+                   {"python3", dir.file("worker.py"), "{socket}", dir.file("outside"), markers},
+                   "socket = \"unix\"\nworkers = 1\nuser = \"nobody\"\nready_timeout = \"30s\"");
   INFO(manager.manager.log());
-  REQUIRE(eventually([&] { return manager.ready("app") == 1; }, 15s));
+  REQUIRE(eventually([&] { return manager.ready("app") == 1; }, 30s));
   const std::string runtime = runtime_folder(dir);
   REQUIRE_FALSE(runtime.empty());
   CHECK(fs::is_symlink(fs::symlink_status(runtime + "/app/escape")));
+  REQUIRE(eventually([&] { return fs::exists(markers + "/swapper"); }, 15s));
+  const pid_t swapper = std::stoi(read_text(markers + "/swapper"));
+
   CHECK(exited_with(manager.manager.stop(SIGTERM, 20s), 0));
-  CHECK_FALSE(fs::exists(fs::symlink_status(runtime)));
+  // It exchanged a pair as soon as the removal began, and has ended.
+  const bool swapper_ended = eventually([&] { return !process_exists(swapper); }, 10s);
+  if (!swapper_ended) ::kill(swapper, SIGKILL);
+  CHECK(swapper_ended);
+  INFO(manager.manager.log());
   CHECK(read_text(dir.file("outside/keep/file")) == "keep me\n");
+  CHECK_FALSE(fs::exists(fs::symlink_status(runtime)));
 }
 
 namespace {
