@@ -69,8 +69,10 @@ bool remove_tree_at(int folder_fd, const std::string& name, int max_depth) {
   for (const std::string& entry_name : names)
     complete = remove_tree_at(::dirfd(folder), entry_name, max_depth - 1) && complete;
   ::closedir(folder);
-  if (::unlinkat(folder_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) return false;
-  return complete;
+  if (::unlinkat(folder_fd, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return complete;
+  // Exchanged for a link or a file after it was emptied: remove that, unfollowed.
+  if (errno == ENOTDIR) return ::unlinkat(folder_fd, name.c_str(), 0) == 0 && complete;
+  return false;
 }
 
 }  // namespace scgi::manager
