@@ -101,10 +101,12 @@ class Exchange {
     co_await serve();
     backend_watch_.stop();
     release_backend();
-    const auto done = Clock::now();
+    // Counted before the client can see the end of its answer: a client that
+    // has it (and then scrapes /metrics) finds its request counted.
+    record(Clock::now());
     if (input_unread()) co_await linger();
     client_watch_.stop();
-    finish(done);
+    close_client();
   }
 
  private:
@@ -162,7 +164,9 @@ class Exchange {
     return !silent_ && bytes_out_ > 0 && !client_watch_.expired() &&
            (parser_.status() != RequestParser::Status::complete || body_remaining_ > 0);
   }
-  void finish(Clock::time_point done);
+  void close_client();
+  // Metrics and the access log line of this exchange.
+  void record(Clock::time_point done);
 
   Socket client_;
   std::shared_ptr<Pool> pool_;
@@ -695,10 +699,13 @@ asio::awaitable<void> Exchange::linger() {
   client_watch_.disarm();
 }
 
-void Exchange::finish(Clock::time_point done) {
+void Exchange::close_client() {
   asio::error_code ignored;
   client_.shutdown(Socket::shutdown_send, ignored);
   client_.close(ignored);
+}
+
+void Exchange::record(Clock::time_point done) {
   if (silent_) return;
 
   const auto total = done - started_;
