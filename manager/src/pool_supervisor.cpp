@@ -102,12 +102,13 @@ struct PoolSupervisor::Worker {
 
 PoolSupervisor::PoolSupervisor(asio::io_context& control, proxy::ProxyServer& proxy,
                                PoolConfig config, std::shared_ptr<proxy::Pool> pool,
-                               WorkerLogs& logs, std::string runtime_dir)
+                               WorkerLogs& logs, UsageSampler& usage, std::string runtime_dir)
     : control_(control),
       config_(std::move(config)),
       pool_(std::move(pool)),
       inherited_(pool_->backends()),
       logs_(logs),
+      usage_(usage),
       runtime_dir_(std::move(runtime_dir)),
       target_(config_.min_workers),
       scaler_(config_.idle_timeout),
@@ -587,8 +588,11 @@ void PoolSupervisor::tick(Clock::time_point now, bool sample_usage) {
   if (sample_usage) traffic_.add(now, pool_->stats().snapshot().request_duration);
   const auto snapshot = workers_;  // ticks may add or retire workers
   for (const WorkerPtr& worker : snapshot) {
-    if (worker->pid > 0 && (sample_usage || worker->usage.rss_bytes == 0)) {
-      if (auto usage = read_group_usage(worker->pid)) worker->usage = usage.value();
+    if (worker->pid > 0 && sample_usage) {
+      if (auto usage = usage_.group(worker->pid, now)) worker->usage = *usage;
+    } else if (worker->pid > 0 && worker->usage.rss_bytes == 0) {
+      // Just started: a first figure from its own process until the next pass.
+      if (auto usage = read_process_usage(worker->pid)) worker->usage = usage.value();
     }
     if (worker->state != WorkerState::ready) continue;
     worker->backoff.on_up(worker->ready_since, now);

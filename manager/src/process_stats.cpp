@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace scgi::manager {
 namespace {
@@ -128,28 +129,37 @@ Result<ProcessUsage> read_process_usage(pid_t pid) {
                                    ticks_to_seconds(fields.value().utime + fields.value().stime)});
 }
 
-Result<ProcessUsage> read_group_usage(pid_t pgid) {
+Result<GroupUsage> read_all_group_usage() {
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr)
-    return Result<ProcessUsage>::fail(fmt::format("/proc: {}", std::strerror(errno)));
-  std::uint64_t rss_pages = 0;
-  std::uint64_t ticks = 0;
-  int members = 0;
+    return Result<GroupUsage>::fail(fmt::format("/proc: {}", std::strerror(errno)));
+  std::unordered_map<pid_t, std::pair<std::uint64_t, std::uint64_t>> pages_and_ticks;
   while (const dirent* entry = ::readdir(proc)) {
     pid_t pid = 0;
     if (!parse_number(std::string_view(entry->d_name), pid) || pid <= 0) continue;
     // A process that ends between readdir() and the read is simply not counted.
     const auto fields = read_stat(pid);
-    if (!fields || fields.value().pgrp != pgid) continue;
+    if (!fields) continue;
     const StatFields& f = fields.value();
-    rss_pages += f.rss_pages;
+    auto& [pages, ticks] = pages_and_ticks[f.pgrp];
+    pages += f.rss_pages;
     ticks += f.utime + f.stime + f.cutime + f.cstime;
-    ++members;
   }
   ::closedir(proc);
-  if (members == 0)
+  GroupUsage groups;
+  groups.reserve(pages_and_ticks.size());
+  for (const auto& [pgid, totals] : pages_and_ticks)
+    groups[pgid] = {pages_to_bytes(totals.first), ticks_to_seconds(totals.second)};
+  return Result<GroupUsage>::ok(std::move(groups));
+}
+
+Result<ProcessUsage> read_group_usage(pid_t pgid) {
+  auto groups = read_all_group_usage();
+  if (!groups) return Result<ProcessUsage>::fail(groups.error());
+  const auto group = groups.value().find(pgid);
+  if (group == groups.value().end())
     return Result<ProcessUsage>::fail(fmt::format("no process in process group {}", pgid));
-  return Result<ProcessUsage>::ok({pages_to_bytes(rss_pages), ticks_to_seconds(ticks)});
+  return Result<ProcessUsage>::ok(group->second);
 }
 
 }  // namespace scgi::manager

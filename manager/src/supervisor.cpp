@@ -51,8 +51,8 @@ Supervisor::~Supervisor() {
 void Supervisor::create_pool(const std::shared_ptr<proxy::Pool>& pool) {
   const auto settings = pool->settings();
   if (settings->kind != PoolKind::command) return;
-  auto supervisor =
-      std::make_unique<PoolSupervisor>(control_, proxy_, *settings, pool, logs_, runtime_dir_);
+  auto supervisor = std::make_unique<PoolSupervisor>(control_, proxy_, *settings, pool, logs_,
+                                                     usage_, runtime_dir_);
   if (started_) supervisor->start();
   pools_[settings->name] = std::move(supervisor);
 }

@@ -13,7 +13,9 @@
 #include <string>
 
 #include "scgi/manager/process_stats.hpp"
+#include "scgi/manager/usage_sampler.hpp"
 
+using scgi::manager::read_all_group_usage;
 using scgi::manager::read_group_usage;
 using scgi::manager::read_process_usage;
 
@@ -166,4 +168,44 @@ TEST_CASE("a process group's usage sums the parent and the child it forked",
   const auto own_group = read_group_usage(::getpgrp());
   REQUIRE(own_group);
   CHECK(own_group.value().rss_bytes > 0);
+}
+
+TEST_CASE("one pass over /proc gives every group what read_group_usage gives it",
+          "[manager][process_stats]") {
+  Child leader([] {
+    if (::setpgid(0, 0) != 0) ::_exit(1);
+    touch_memory(20 * kMiB);
+    return 0L;
+  });
+  const auto all = read_all_group_usage();
+  REQUIRE(all);
+  const auto found = all.value().find(leader.pid());
+  REQUIRE(found != all.value().end());
+  CHECK(found->second.rss_bytes >= 20 * kMiB);
+  CHECK(all.value().count(::getpgrp()) == 1);
+  const auto one = read_group_usage(leader.pid());
+  REQUIRE(one);
+  // The same pages, read a moment apart.
+  CHECK(one.value().rss_bytes + kMiB >= found->second.rss_bytes);
+  CHECK(one.value().rss_bytes <= found->second.rss_bytes + kMiB);
+}
+
+TEST_CASE("the usage sampler reads /proc at most once per period", "[manager][process_stats]") {
+  Child leader([] {
+    if (::setpgid(0, 0) != 0) ::_exit(1);
+    touch_memory(20 * kMiB);
+    return 0L;
+  });
+  scgi::manager::UsageSampler sampler(std::chrono::seconds(1));
+  const auto start = scgi::manager::UsageSampler::Clock::now();
+  const auto first = sampler.group(leader.pid(), start);
+  REQUIRE(first);
+  CHECK(first->rss_bytes >= 20 * kMiB);
+  // A group born after the pass is not seen until the next one.
+  Child later([] {
+    if (::setpgid(0, 0) != 0) ::_exit(1);
+    return 0L;
+  });
+  CHECK_FALSE(sampler.group(later.pid(), start + std::chrono::milliseconds(999)));
+  CHECK(sampler.group(later.pid(), start + std::chrono::seconds(1)));
 }

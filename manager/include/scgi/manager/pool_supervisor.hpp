@@ -28,6 +28,7 @@
 #include "scgi/manager/restart_policy.hpp"
 #include "scgi/manager/scaler.hpp"
 #include "scgi/manager/traffic_window.hpp"
+#include "scgi/manager/usage_sampler.hpp"
 #include "scgi/manager/worker_socket.hpp"
 #include "scgi/manager/worker_state.hpp"
 #include "scgi/proxy/pool.hpp"
@@ -41,8 +42,10 @@ class WorkerLogs;
 class PoolSupervisor {
  public:
   // `proxy` runs the pool and must outlive this supervisor.
+  // `usage` is shared by every pool of the manager.
   PoolSupervisor(asio::io_context& control, proxy::ProxyServer& proxy, PoolConfig config,
-                 std::shared_ptr<proxy::Pool> pool, WorkerLogs& logs, std::string runtime_dir);
+                 std::shared_ptr<proxy::Pool> pool, WorkerLogs& logs, UsageSampler& usage,
+                 std::string runtime_dir);
   ~PoolSupervisor();
   PoolSupervisor(const PoolSupervisor&) = delete;
   PoolSupervisor& operator=(const PoolSupervisor&) = delete;
@@ -132,6 +135,7 @@ class PoolSupervisor {
   // Backends the pool had before it ran workers (a reload converted it).
   std::vector<std::shared_ptr<proxy::Backend>> inherited_;
   WorkerLogs& logs_;
+  UsageSampler& usage_;
   std::string runtime_dir_;
 
   std::list<WorkerPtr> workers_;  // in index order; a worker and its replacement side by side

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <unordered_map>
 
 #include "scgi/result.hpp"
 
@@ -25,5 +26,10 @@ Result<ProcessUsage> read_process_usage(pid_t pid);
 // so the sum does not drop when a short-lived child exits and is waited for.
 // An error when no process is in the group.
 Result<ProcessUsage> read_group_usage(pid_t pgid);
+
+// The same for every process group on the machine at once, from one pass over
+// /proc: a manager with many workers reads each process once, not once per worker.
+using GroupUsage = std::unordered_map<pid_t, ProcessUsage>;
+Result<GroupUsage> read_all_group_usage();
 
 }  // namespace scgi::manager

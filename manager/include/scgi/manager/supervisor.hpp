@@ -17,6 +17,7 @@
 #include "scgi/config.hpp"
 #include "scgi/manager/control_handler.hpp"
 #include "scgi/manager/pool_supervisor.hpp"
+#include "scgi/manager/usage_sampler.hpp"
 #include "scgi/manager/worker_logs.hpp"
 #include "scgi/proxy/proxy_server.hpp"
 
@@ -68,6 +69,7 @@ class Supervisor : public ControlHandler {
   Config config_;
   std::string runtime_dir_;
   WorkerLogs logs_;
+  UsageSampler usage_;  // before the pools, which use it
   std::map<std::string, std::unique_ptr<PoolSupervisor>> pools_;
   // Pools removed by a reload, kept until their workers are gone.
   std::vector<std::unique_ptr<PoolSupervisor>> leaving_;
