@@ -104,7 +104,7 @@ class Exchange {
     // Counted before the client can see the end of its answer: a client that
     // has it (and then scrapes /metrics) finds its request counted.
     record(Clock::now());
-    if (input_unread()) co_await linger();
+    if (input_unread() && !reset_client_) co_await linger();
     client_watch_.stop();
     close_client();
   }
@@ -122,6 +122,9 @@ class Exchange {
   // Spilling failed (disk full, spill_limit reached, an I/O error): from now on
   // the backend waits for the client, as without response_spill. Says so now and then.
   void log_spill_failure(const std::error_code& error);
+  // The disk lost part of the response: the client's connection is reset, not
+  // closed, so that it cannot take a cut response for a whole one.
+  void cut_response(const std::error_code& error);
   // Sends `buffers` to the backend, waiting (under request_timeout) only for
   // what does not go out at once.
   asio::awaitable<asio::error_code> send_to_backend(Gather buffers);
@@ -187,6 +190,7 @@ class Exchange {
   bool upload_done_ = false;
   bool relay_done_ = false;
   bool client_too_slow_logged_ = false;
+  bool reset_client_ = false;  // close with a reset: what the client has is not whole
   ResponseHeadReader response_head_;
 
   // What happened, for metrics and the access log.
@@ -276,6 +280,15 @@ asio::awaitable<void> Exchange::serve() {
 void Exchange::received(std::string_view bytes) {
   received_from_backend_ += bytes.size();
   response_head_.feed(bytes);
+}
+
+void Exchange::cut_response(const std::error_code& error) {
+  log_error(
+      "pool {}: a response held in spill_dir {} for a slow client was lost: {}; the "
+      "client's connection is reset",
+      pool_->name(), spill_space_.directory(), error.message());
+  reset_client_ = true;
+  status_ = 502;
 }
 
 void Exchange::log_spill_failure(const std::error_code& error) {
@@ -545,8 +558,7 @@ asio::awaitable<void> Exchange::relay() {
         if (n > 0) {
           received(std::string_view(t_header_buffer.data(), n));
           if (const std::error_code spill_error = spill.append({t_header_buffer.data(), n})) {
-            // The disk failed these bytes: the response cannot go on whole.
-            log_spill_failure(spill_error);
+            cut_response(spill_error);  // the disk failed these bytes
             break;
           }
         }
@@ -565,7 +577,7 @@ asio::awaitable<void> Exchange::relay() {
       std::error_code take_error;
       const std::size_t n = spill.take(pending.free_space(), take_error);
       if (take_error) {
-        log_spill_failure(take_error);  // the response cannot go on whole
+        cut_response(take_error);  // held bytes cannot be read back
         break;
       }
       pending.commit(n);
@@ -701,7 +713,11 @@ asio::awaitable<void> Exchange::linger() {
 
 void Exchange::close_client() {
   asio::error_code ignored;
-  client_.shutdown(Socket::shutdown_send, ignored);
+  if (reset_client_) {
+    client_.set_option(asio::socket_base::linger(true, 0), ignored);  // close sends RST
+  } else {
+    client_.shutdown(Socket::shutdown_send, ignored);
+  }
   client_.close(ignored);
 }
 

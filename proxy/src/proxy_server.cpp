@@ -81,12 +81,21 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
   std::string log_error_text;
   if (!access_log_.set_target(config.proxy.access_log, log_error_text))
     errors.push_back(log_error_text);
-  std::string spill_error;
-  if (!spill_space_.configure(config.proxy.spill_dir, config.proxy.spill_limit, spill_error))
-    errors.push_back(spill_error);
+  // The spill folder is opened and tried only when some response may spill.
+  std::optional<SpillFolder> spill_folder;
+  const bool spills =
+      config.proxy.spill_limit > 0 &&
+      std::any_of(config.pools.begin(), config.pools.end(),
+                  [](const PoolConfig& pool) { return pool.response_spill_bytes > 0; });
+  if (spills) {
+    std::string spill_error;
+    spill_folder = SpillFolder::open(config.proxy.spill_dir, spill_error);
+    if (!spill_folder) errors.push_back(spill_error);
+  }
   if (!errors.empty()) return false;
 
   // Then the changes, which cannot fail.
+  spill_space_.use(std::move(spill_folder), config.proxy.spill_limit);
   std::set<std::string> wanted;
   for (const PoolConfig& pool_config : config.pools) {
     wanted.insert(pool_config.name);

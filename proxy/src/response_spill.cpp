@@ -17,47 +17,64 @@ std::error_code last_error() {
 
 // An unnamed file in the folder `directory_fd`: nobody can open it by a name,
 // and the kernel frees it with its last descriptor.
+// O_EXCL: it can never be given a name later (linkat) either.
 int create_unnamed(int directory_fd) {
-  return ::openat(directory_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  return ::openat(directory_fd, ".", O_TMPFILE | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
 }
 
 }  // namespace
 
-SpillSpace::~SpillSpace() {
-  if (directory_fd_ >= 0) ::close(directory_fd_);
-}
-
-bool SpillSpace::configure(const std::string& directory, std::uint64_t limit, std::string& error) {
-  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+std::optional<SpillFolder> SpillFolder::open(const std::string& path, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    error = "spill_dir " + directory + ": " + std::strerror(errno);
-    return false;
+    error = "spill_dir " + path + ": " + std::strerror(errno);
+    return std::nullopt;
   }
-  // Try it now: a folder where no file can be made (read-only, or a file
-  // system without O_TMPFILE) is a configuration error, not a surprise later.
+  SpillFolder folder(fd, path);
   const int probe = create_unnamed(fd);
   if (probe < 0) {
-    error = "spill_dir " + directory +
+    error = "spill_dir " + path +
             ": cannot make an unnamed file there (O_TMPFILE): " + std::strerror(errno);
-    ::close(fd);
-    return false;
+    return std::nullopt;
   }
   ::close(probe);
+  return folder;
+}
+
+SpillFolder::SpillFolder(SpillFolder&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+
+SpillFolder& SpillFolder::operator=(SpillFolder&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+SpillFolder::~SpillFolder() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SpillSpace::use(std::optional<SpillFolder> folder, std::uint64_t limit) {
   std::lock_guard lock(mutex_);
-  if (directory_fd_ >= 0) ::close(directory_fd_);
-  directory_fd_ = fd;
-  directory_ = directory;
-  limit_.store(limit, std::memory_order_relaxed);
-  return true;
+  folder_ = std::move(folder);
+  limit_.store(folder_ ? limit : 0, std::memory_order_relaxed);
 }
 
 int SpillSpace::create_file() {
   std::lock_guard lock(mutex_);
-  if (directory_fd_ < 0) {
+  if (!folder_) {
     errno = ENOENT;
     return -1;
   }
-  return create_unnamed(directory_fd_);
+  return create_unnamed(folder_->fd());
+}
+
+std::string SpillSpace::directory() const {
+  std::lock_guard lock(mutex_);
+  return folder_ ? folder_->path() : std::string();
 }
 
 bool SpillSpace::reserve(std::uint64_t bytes) {
@@ -81,14 +98,20 @@ SpillFile::~SpillFile() {
 std::error_code SpillFile::prepare(std::uint64_t bytes) {
   if (bytes > room()) return std::make_error_code(std::errc::file_too_large);
   if (bytes <= prepared_) return {};
-  if (fd_ < 0) fd_ = space_.create_file();
-  if (fd_ < 0) return last_error();
+  // The shared bound first: past it, not even a file is made.
   const std::uint64_t more = bytes - prepared_;
   if (!space_.reserve(more)) return std::make_error_code(std::errc::no_space_on_device);
-  // Blocks allocated now cannot run out under the write that follows the read.
+  if (fd_ < 0) fd_ = space_.create_file();
+  if (fd_ < 0) {
+    const std::error_code error = last_error();
+    space_.release(more);
+    return error;
+  }
+  // Blocks allocated now cannot run out under the write that follows the read;
+  // a file system that cannot promise that is not written to at all.
   const int failed =
       ::posix_fallocate(fd_, static_cast<off_t>(write_offset_), static_cast<off_t>(bytes));
-  if (failed != 0 && failed != EOPNOTSUPP && failed != EINVAL) {
+  if (failed != 0) {
     space_.release(more);
     return {failed, std::generic_category()};
   }

@@ -26,6 +26,14 @@ struct Folder {
   std::string path;
 };
 
+// A space using `folder`, with `limit` bytes for all its files.
+void use(SpillSpace& space, const Folder& folder, std::uint64_t limit) {
+  std::string error;
+  auto opened = SpillFolder::open(folder.path, error);
+  REQUIRE(opened);
+  space.use(std::move(opened), limit);
+}
+
 void put(SpillFile& file, const std::string& text) {
   REQUIRE_FALSE(file.prepare(text.size()));
   REQUIRE_FALSE(file.append(text));
@@ -46,8 +54,7 @@ std::string take(SpillFile& file, std::size_t first, std::size_t second = 0) {
 TEST_CASE("a spill file gives its bytes back in order, across two pieces", "[spill]") {
   Folder folder;
   SpillSpace space;
-  std::string error;
-  REQUIRE(space.configure(folder.path, 1 << 20, error));
+  use(space, folder, 1 << 20);
   SpillFile file(space, 1 << 20);
   CHECK(file.empty());
   put(file, "hello ");
@@ -66,8 +73,7 @@ TEST_CASE("a spill file gives its bytes back in order, across two pieces", "[spi
 TEST_CASE("a spill file has no name: nothing is left in the folder", "[spill]") {
   Folder folder;
   SpillSpace space;
-  std::string error;
-  REQUIRE(space.configure(folder.path, 1 << 20, error));
+  use(space, folder, 1 << 20);
   {
     SpillFile file(space, 1 << 20);
     put(file, std::string(100000, 'x'));
@@ -80,8 +86,7 @@ TEST_CASE("a spill file has no name: nothing is left in the folder", "[spill]") 
 TEST_CASE("a spill file holds at most its own limit until its reader catches up", "[spill]") {
   Folder folder;
   SpillSpace space;
-  std::string error;
-  REQUIRE(space.configure(folder.path, 1 << 20, error));
+  use(space, folder, 1 << 20);
   SpillFile file(space, 10);
   put(file, "0123456789");
   CHECK(file.room() == 0);
@@ -95,8 +100,7 @@ TEST_CASE("a spill file holds at most its own limit until its reader catches up"
 TEST_CASE("all spill files together stay within the shared limit", "[spill]") {
   Folder folder;
   SpillSpace space;
-  std::string error;
-  REQUIRE(space.configure(folder.path, 100, error));
+  use(space, folder, 100);
   SpillFile first(space, 1000);
   SpillFile second(space, 1000);
   put(first, std::string(60, 'a'));
@@ -110,18 +114,53 @@ TEST_CASE("all spill files together stay within the shared limit", "[spill]") {
   CHECK(space.in_use() == 50);
 }
 
-TEST_CASE("a spill folder that cannot be used is refused and the previous one kept", "[spill]") {
+TEST_CASE("a spill folder that cannot hold files is refused, naming it", "[spill]") {
   Folder folder;
-  SpillSpace space;
   std::string error;
-  REQUIRE(space.configure(folder.path, 1000, error));
-  CHECK_FALSE(space.configure(folder.path + "/missing", 1000, error));
-  CHECK(error.find("missing") != std::string::npos);
+  CHECK_FALSE(SpillFolder::open(folder.path + "/missing", error));
+  CHECK(error.find("spill_dir " + folder.path + "/missing") != std::string::npos);
   const std::string file_path = folder.path + "/plain-file";
   std::ofstream(file_path) << "not a folder";
-  CHECK_FALSE(space.configure(file_path, 1000, error));
-  CHECK(space.directory() == folder.path);
+  CHECK_FALSE(SpillFolder::open(file_path, error));
+  CHECK(SpillFolder::open(folder.path, error));
+}
+
+TEST_CASE("without a folder nothing is spilled, and no file is made", "[spill]") {
+  SpillSpace space;
+  space.use(std::nullopt, 1 << 20);
   SpillFile file(space, 1000);
-  put(file, "still works");
-  CHECK(take(file, 100) == "still works");
+  CHECK(file.prepare(10) == std::errc::no_space_on_device);
+  CHECK(space.in_use() == 0);
+}
+
+TEST_CASE("preparing twice takes the difference, and what is left over comes back", "[spill]") {
+  Folder folder;
+  SpillSpace space;
+  use(space, folder, 1000);
+  {
+    SpillFile file(space, 1000);
+    REQUIRE_FALSE(file.prepare(100));
+    REQUIRE_FALSE(file.prepare(50));  // already prepared: nothing more taken
+    CHECK(space.in_use() == 100);
+    REQUIRE_FALSE(file.prepare(300));
+    CHECK(space.in_use() == 300);
+    REQUIRE_FALSE(file.append(std::string(20, 'x')));
+    CHECK(space.in_use() == 20);
+    REQUIRE_FALSE(file.prepare(40));  // prepared and never written when the file goes
+    CHECK(space.in_use() == 60);
+  }
+  CHECK(space.in_use() == 0);
+}
+
+TEST_CASE("a file already open stays usable when the folder changes", "[spill]") {
+  Folder first;
+  Folder second;
+  SpillSpace space;
+  use(space, first, 1000);
+  SpillFile file(space, 1000);
+  put(file, "before");
+  use(space, second, 1000);
+  CHECK(space.directory() == second.path);
+  put(file, " after");
+  CHECK(take(file, 100) == "before after");
 }

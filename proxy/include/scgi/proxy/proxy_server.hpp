@@ -129,6 +129,8 @@ class ProxyServer {
   asio::awaitable<void> probe_until_up(std::weak_ptr<Pool> pool, std::shared_ptr<Backend> backend);
 
   asio::io_context& control_;
+  // Before the contexts: the exchanges they may still hold at destruction use it.
+  SpillSpace spill_space_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
@@ -137,7 +139,6 @@ class ProxyServer {
   mutable std::mutex pools_mutex_;  // apply() writes, scrapes read
   std::map<std::string, PoolEntry> pools_;
   AccessLog access_log_;
-  SpillSpace spill_space_;
   std::shared_ptr<ProxyMetrics> metrics_;
   std::atomic<std::size_t> active_{0};
   std::atomic<bool> stopping_{false};

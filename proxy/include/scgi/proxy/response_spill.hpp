@@ -16,23 +16,40 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace scgi::proxy {
 
+// The folder spill files are made in, open, and tried: an unnamed file was
+// made there and dropped, so a folder that cannot hold one (missing,
+// read-only, a file system without O_TMPFILE) is refused when it is named,
+// at start or reload, not found out under load.
+class SpillFolder {
+ public:
+  static std::optional<SpillFolder> open(const std::string& path, std::string& error);
+  SpillFolder(SpillFolder&& other) noexcept;
+  SpillFolder& operator=(SpillFolder&& other) noexcept;
+  ~SpillFolder();
+
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  SpillFolder(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_ = -1;
+  std::string path_;
+};
+
 class SpillSpace {
  public:
-  SpillSpace() = default;
-  ~SpillSpace();
-  SpillSpace(const SpillSpace&) = delete;
-  SpillSpace& operator=(const SpillSpace&) = delete;
-
-  // Uses `directory` for new files from now on, with `limit` bytes for all
-  // files together; on failure (the folder cannot be opened, or is not a
-  // folder) keeps the previous setting and says why in `error`.
-  bool configure(const std::string& directory, std::uint64_t limit, std::string& error);
+  // From now on new files go to `folder`, with `limit` bytes for all files
+  // together; no folder (or a limit of 0) = nothing is spilled. Files already
+  // open stay where they are.
+  void use(std::optional<SpillFolder> folder, std::uint64_t limit);
 
   // A new unnamed file open for reading and writing, or -1 with errno set.
   int create_file();
@@ -40,12 +57,11 @@ class SpillSpace {
   bool reserve(std::uint64_t bytes);
   void release(std::uint64_t bytes);
   std::uint64_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
-  const std::string& directory() const { return directory_; }
+  std::string directory() const;
 
  private:
-  std::mutex mutex_;  // guards directory_fd_ and directory_ against a reload
-  int directory_fd_ = -1;
-  std::string directory_;
+  mutable std::mutex mutex_;  // guards folder_ against a reload
+  std::optional<SpillFolder> folder_;
   std::atomic<std::uint64_t> limit_{0};
   std::atomic<std::uint64_t> in_use_{0};
 };
