@@ -167,6 +167,7 @@ void PoolSupervisor::feed(WorkerPtr worker, WorkerEvent event) {
     after_transition(worker);
   }
   worker->feeding = false;
+  changed_.notify();  // whatever waits on a worker's state looks again
 }
 
 void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action, WorkerEvent cause) {
@@ -680,6 +681,7 @@ void PoolSupervisor::start_toward_target() {
 // --- The balancer's reports. ---
 
 void PoolSupervisor::on_backend_idle(const std::shared_ptr<proxy::Backend>& backend) {
+  changed_.notify();                      // wait_drained() waits for this
   if (backend->in_flight() != 0) return;  // a late report; another comes when it is idle
   if (WorkerPtr worker = find_by_backend(backend.get());
       worker && worker->state == WorkerState::draining)
@@ -715,12 +717,9 @@ void PoolSupervisor::update(PoolConfig config) {
         [this, alive = std::weak_ptr<bool>(alive_)]() -> asio::awaitable<void> {
           // After a restart in progress (by hand, or for an earlier reload).
           if (!alive.lock()) co_return;
-          asio::steady_timer pause(control_);
-          while (restarting_) {
-            pause.expires_after(std::chrono::milliseconds(50));
-            co_await pause.async_wait(as_tuple(asio::use_awaitable));
-            if (!alive.lock()) co_return;
-          }
+          if (!co_await changed_.wait_until([this] { return !restarting_; },
+                                            Clock::time_point::max()))
+            co_return;  // the pool went away meanwhile
           const auto result = co_await restart_workers(std::nullopt);
           if (!result) log_error("pool {}: {}", config_.name, result.error());
         },
@@ -740,16 +739,12 @@ asio::awaitable<void> PoolSupervisor::stop_all() {
     worker->replacement = false;
     feed(worker, WorkerEvent::stop);
   }
-  const auto deadline = Clock::now() + limit;
-  asio::steady_timer pause(control_);
-  auto running = [this] {
-    return std::any_of(workers_.begin(), workers_.end(),
-                       [](const WorkerPtr& w) { return w->pid > 0; });
-  };
-  while (running() && Clock::now() < deadline) {
-    pause.expires_after(std::chrono::milliseconds(10));
-    co_await pause.async_wait(as_tuple(asio::use_awaitable));
-  }
+  co_await changed_.wait_until(
+      [this] {
+        return std::none_of(workers_.begin(), workers_.end(),
+                            [](const WorkerPtr& w) { return w->pid > 0; });
+      },
+      Clock::now() + limit);
   for (const WorkerPtr& worker : workers_) {
     if (worker->pid == 0) continue;
     log_warn("{}: pid {} still running after {}: SIGKILL", worker_name(*worker), worker->pid,
@@ -872,20 +867,17 @@ asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
   // Cleared on every way out, unless the pool itself is gone.
   struct Clear {
     std::weak_ptr<bool> alive;
-    bool& flag;
+    PoolSupervisor& pool;
     ~Clear() {
-      if (alive.lock()) flag = false;
+      if (!alive.lock()) return;
+      pool.restarting_ = false;
+      pool.changed_.notify();  // a reload's rolling restart may be waiting for this one
     }
-  } clear{alive, restarting_};
-  asio::steady_timer pause(control_);
+  } clear{alive, *this};
   // Waits until `done()` or `limit`; false when the pool went away meanwhile.
   auto wait_until = [&](auto done, Clock::time_point limit) -> asio::awaitable<bool> {
-    while (!done() && Clock::now() < limit) {
-      pause.expires_after(std::chrono::milliseconds(10));
-      co_await pause.async_wait(as_tuple(asio::use_awaitable));
-      if (!alive.lock()) co_return false;
-    }
-    co_return true;
+    co_await changed_.wait_until(done, limit);
+    co_return static_cast<bool>(alive.lock());
   };
   int done = 0;
   // One worker at a time: its replacement is ready before it drains, and it
@@ -965,21 +957,20 @@ Result<std::string> PoolSupervisor::set_drained(std::uint32_t index, bool draine
 
 asio::awaitable<Result<std::string>> PoolSupervisor::wait_drained(std::uint32_t index,
                                                                   std::chrono::milliseconds limit) {
-  asio::steady_timer pause(control_);
-  const auto deadline = Clock::now() + limit;
-  for (;;) {
-    std::uint32_t in_flight = 0;
+  std::weak_ptr<bool> alive = alive_;
+  const auto in_flight = [this, index] {
+    std::uint32_t count = 0;
     for (const WorkerPtr& worker : find_by_index(index))
-      if (worker->backend) in_flight += worker->backend->in_flight();
-    if (in_flight == 0)
-      co_return Result<std::string>::ok(
-          fmt::format("{}[{}] drained: nothing in flight", config_.name, index));
-    if (Clock::now() >= deadline)
-      co_return Result<std::string>::fail(
-          fmt::format("{}[{}] still has {} request(s) in flight", config_.name, index, in_flight));
-    pause.expires_after(std::chrono::milliseconds(10));
-    co_await pause.async_wait(as_tuple(asio::use_awaitable));
-  }
+      if (worker->backend) count += worker->backend->in_flight();
+    return count;
+  };
+  // The balancer reports a drained worker idle when its last request ends.
+  if (co_await changed_.wait_until([&] { return in_flight() == 0; }, Clock::now() + limit))
+    co_return Result<std::string>::ok(
+        fmt::format("{}[{}] drained: nothing in flight", config_.name, index));
+  if (!alive.lock()) co_return Result<std::string>::fail("the pool was removed by a reload");
+  co_return Result<std::string>::fail(
+      fmt::format("{}[{}] still has {} request(s) in flight", config_.name, index, in_flight()));
 }
 
 }  // namespace scgi::manager

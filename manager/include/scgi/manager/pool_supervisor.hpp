@@ -31,6 +31,7 @@
 #include "scgi/manager/usage_sampler.hpp"
 #include "scgi/manager/worker_socket.hpp"
 #include "scgi/manager/worker_state.hpp"
+#include "scgi/proxy/notifier.hpp"
 #include "scgi/proxy/pool.hpp"
 #include "scgi/proxy/proxy_server.hpp"
 #include "scgi/result.hpp"
@@ -156,7 +157,10 @@ class PoolSupervisor {
   std::mt19937 random_;
   asio::steady_timer tick_timer_;
   bool stopping_ = false;
-  bool restarting_ = false;                                     // one rolling restart at a time
+  bool restarting_ = false;  // one rolling restart at a time
+  // Notified whenever a worker's state may have changed: rolling restarts,
+  // stops and drains wait on it instead of polling.
+  proxy::Notifier changed_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for posted callbacks
   // The balancer's reports on this pool, until this supervisor is destroyed.
   proxy::ProxyServer::Subscription balancer_reports_;
