@@ -83,9 +83,9 @@ void AccessLog::write(const AccessRecord& r) const {
   const int fd = fd_.load(std::memory_order_relaxed);
   if (fd < 0) return;
   const std::string line = fmt::format(
-      "{} pool={} backend={} status={} in={} out={} queue_ms={:.3f} total_ms={:.3f} method={} "
-      "uri={}\n",
-      utc_timestamp(), r.pool, r.backend.empty() ? "-" : r.backend, r.status, r.bytes_in,
+      "{} pool={} backend={} status={} outcome={} in={} out={} queue_ms={:.3f} total_ms={:.3f} "
+      "method={} uri={}\n",
+      utc_timestamp(), r.pool, r.backend.empty() ? "-" : r.backend, r.status, r.outcome, r.bytes_in,
       r.bytes_out, r.queue_ms, r.total_ms, escape_log_value(r.method), escape_log_value(r.uri));
   write_fully(fd, line);
 }

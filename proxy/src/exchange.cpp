@@ -145,6 +145,11 @@ class Exchange {
   // The client ran out of time after its header: says which limit, once.
   void log_client_too_slow(std::string_view waiting_for);
 
+  // What went wrong: the first cause is the one that counts.
+  void mark(Outcome outcome) {
+    if (outcome_ == Outcome::served) outcome_ = outcome;
+  }
+
   void cancel_all() {
     asio::error_code ignored;
     client_.cancel(ignored);
@@ -198,6 +203,7 @@ class Exchange {
   bool silent_ = false;          // a connection that sent nothing: not a request
   bool local_shortage_ = false;  // a connect failed for want of our own descriptors or memory
   int status_ = 0;
+  Outcome outcome_ = Outcome::served;
   std::uint64_t bytes_in_ = 0;
   std::uint64_t bytes_out_ = 0;
   std::uint64_t sent_to_client_ = 0;
@@ -229,6 +235,7 @@ asio::awaitable<void> Exchange::serve() {
       if (co_await connect(lease_)) break;
       if (local_shortage_) {
         lease_.reset();  // the backend is fine: another request may take its slot
+        mark(Outcome::proxy_error);
         co_await reply(503, "the proxy is short of file descriptors", true);
         co_return;
       }
@@ -240,20 +247,25 @@ asio::awaitable<void> Exchange::serve() {
     switch (acquired.outcome) {
       case AcquireOutcome::queue_full:
         pool_->stats().count_rejected(RejectReason::queue_full);
+        mark(Outcome::queue_full);
         co_await reply(503, "every backend is busy and the queue is full", true);
         break;
       case AcquireOutcome::queue_timeout:
         pool_->stats().count_rejected(RejectReason::queue_timeout);
+        mark(Outcome::queue_timeout);
         co_await reply(503, "no backend became free within queue_timeout", true);
         break;
       case AcquireOutcome::client_closed:
         pool_->stats().count_rejected(RejectReason::client_closed);
+        mark(Outcome::client_closed);
         status_ = kClientClosedStatus;
         break;
       case AcquireOutcome::no_backend:
         if (tried.empty()) {
+          mark(Outcome::no_backend);
           co_await reply(503, "no backend is up", true);
         } else {
+          mark(Outcome::connect_failed);
           log_warn("pool {}: every backend failed to connect ({} tried); answered 502",
                    pool_->name(), tried.size());
           co_await reply(502, "no backend could be reached");
@@ -289,6 +301,7 @@ void Exchange::cut_response(const std::error_code& error) {
       pool_->name(), spill_space_.directory(), error.message());
   reset_client_ = true;
   status_ = 502;
+  mark(Outcome::proxy_error);
 }
 
 void Exchange::log_spill_failure(const std::error_code& error) {
@@ -347,8 +360,10 @@ asio::awaitable<bool> Exchange::read_header() {
         log_warn("pool {}: client sent {} header bytes in client_timeout ({}); closed",
                  pool_->name(), received, format_duration(settings_->client_timeout));
         status_ = 408;
+        mark(Outcome::client_timeout);
       } else {
         status_ = kClientClosedStatus;
+        mark(Outcome::client_closed);
       }
       co_return false;
     }
@@ -376,10 +391,10 @@ asio::awaitable<bool> Exchange::read_header() {
     const RequestError error = parser_.error();
     log_warn("pool {}: rejected a request ({}): {}", pool_->name(), http_status(error),
              describe(error));
-    pool_->stats().count_rejected(error == RequestError::body_too_large ||
-                                          error == RequestError::header_too_large
-                                      ? RejectReason::too_large
-                                      : RejectReason::bad_request);
+    const bool too_large =
+        error == RequestError::body_too_large || error == RequestError::header_too_large;
+    pool_->stats().count_rejected(too_large ? RejectReason::too_large : RejectReason::bad_request);
+    mark(too_large ? Outcome::too_large : Outcome::bad_request);
     co_await reply(http_status(error), describe(error));
     co_return false;
   }
@@ -406,8 +421,10 @@ asio::awaitable<bool> Exchange::buffer_body() {
       if (client_watch_.expired()) {
         log_client_too_slow("sending its body");
         status_ = 408;
+        mark(Outcome::client_timeout);
       } else {
         status_ = kClientClosedStatus;
+        mark(Outcome::client_closed);
       }
       co_return false;
     }
@@ -495,8 +512,10 @@ asio::awaitable<void> Exchange::upload_body() {
         if (client_watch_.expired()) {
           log_client_too_slow("sending its body");
           if (sent_to_client_ == 0) status_ = 408;
-        } else if (sent_to_client_ == 0) {
-          status_ = kClientClosedStatus;
+          mark(Outcome::client_timeout);
+        } else {
+          if (sent_to_client_ == 0) status_ = kClientClosedStatus;
+          mark(Outcome::client_closed);
         }
         cancel_all();
       }
@@ -597,6 +616,7 @@ asio::awaitable<void> Exchange::relay() {
         client_would_block = true;
       } else {
         if (sent_to_client_ == 0) status_ = kClientClosedStatus;
+        mark(Outcome::client_closed);
         break;
       }
     }
@@ -634,6 +654,7 @@ asio::awaitable<void> Exchange::relay() {
     if (client_watch_.expired()) {
       log_client_too_slow("reading its response");
       if (sent_to_client_ == 0) status_ = 408;
+      mark(Outcome::client_timeout);
       break;
     }
     if (backend_open) {
@@ -648,6 +669,7 @@ asio::awaitable<void> Exchange::relay() {
       response_head_.finish();
     } else if (backend_watch_.expired()) {
       lease_.backend().count_error(BackendErrorKind::timeout);
+      mark(Outcome::backend_timeout);
       log_warn("pool {}: backend {} sent nothing for request_timeout ({}) on {}", pool_->name(),
                lease_.backend().name(), format_duration(settings_->request_timeout),
                quote_for_log(parser_.find("REQUEST_URI")));
@@ -657,6 +679,7 @@ asio::awaitable<void> Exchange::relay() {
                                   Clock::now() - started_);
     } else if (backend_error != asio::error::operation_aborted) {
       lease_.backend().count_error(BackendErrorKind::reset);
+      mark(Outcome::backend_reset);
     }
   } else if (backend_error == asio::error::eof) {
     response_head_.finish();
@@ -668,6 +691,7 @@ asio::awaitable<void> Exchange::relay() {
     } else {
       log_warn("pool {}: backend {} closed without answering {}", pool_->name(),
                lease_ ? lease_.backend().name() : "", quote_for_log(parser_.find("REQUEST_URI")));
+      mark(Outcome::backend_closed_early);
       co_await reply(502, "the backend closed the connection without answering");
     }
   }
@@ -727,11 +751,13 @@ void Exchange::record(Clock::time_point done) {
   const auto total = done - started_;
   PoolStats& stats = pool_->stats();
   stats.count_request(status_, total);
+  stats.count_outcome(outcome_);
   stats.add_bytes(bytes_in_, bytes_out_);
   if (access_log_.enabled()) {
     access_log_.write({.pool = pool_->name(),
                        .backend = served_by_ ? std::string_view(served_by_->name()) : "",
                        .status = status_,
+                       .outcome = kOutcomes[static_cast<std::size_t>(outcome_)],
                        .bytes_in = bytes_in_,
                        .bytes_out = bytes_out_,
                        .queue_ms = std::chrono::duration<double, std::milli>(queue_wait_).count(),

@@ -66,6 +66,10 @@ void PoolStats::count_rejected(RejectReason reason) {
   bump(mine().rejected[static_cast<std::size_t>(reason)]);
 }
 
+void PoolStats::count_outcome(Outcome outcome) {
+  bump(mine().outcomes[static_cast<std::size_t>(outcome)]);
+}
+
 void PoolStats::count_retry() {
   bump(mine().retries);
 }
@@ -86,6 +90,8 @@ PoolStatsSnapshot PoolStats::snapshot() const {
     shard.queue_wait.add_to(out.queue_wait);
     for (std::size_t i = 0; i < out.rejected.size(); ++i)
       out.rejected[i] += read(shard.rejected[i]);
+    for (std::size_t i = 0; i < out.outcomes.size(); ++i)
+      out.outcomes[i] += read(shard.outcomes[i]);
     out.retries += read(shard.retries);
     out.bytes_in += read(shard.bytes_in);
     out.bytes_out += read(shard.bytes_out);

@@ -58,6 +58,9 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
       metric_family("scgi_backend_errors_total", "Backend failures, by kind.", MetricType::Counter);
   auto rejected = metric_family(
       "scgi_rejected_total", "Requests never sent to a backend, by reason.", MetricType::Counter);
+  auto outcomes = metric_family("scgi_request_outcomes_total",
+                                "Requests by how they ended: served, or what went wrong first.",
+                                MetricType::Counter);
   auto retries = metric_family("scgi_retries_total", "Requests tried again on another backend.",
                                MetricType::Counter);
   auto bytes = metric_family("scgi_bytes_total", "Bytes from (in) and to (out) clients.",
@@ -83,6 +86,9 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
     for (std::size_t i = 0; i < kRejectReasons.size(); ++i)
       rejected.metric.push_back(counter_metric({{"pool", name}, {"reason", kRejectReasons[i]}},
                                                static_cast<double>(stats.rejected[i])));
+    for (std::size_t i = 0; i < kOutcomes.size(); ++i)
+      outcomes.metric.push_back(counter_metric({{"outcome", kOutcomes[i]}, {"pool", name}},
+                                               static_cast<double>(stats.outcomes[i])));
     retries.metric.push_back(counter_metric({{"pool", name}}, static_cast<double>(stats.retries)));
     bytes.metric.push_back(
         counter_metric({{"direction", "in"}, {"pool", name}}, static_cast<double>(stats.bytes_in)));
@@ -106,8 +112,8 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
       std::move(requests),       std::move(duration),     std::move(queue_wait),
       std::move(queue_length),   std::move(queue_oldest), std::move(queue_capacity),
       std::move(in_flight),      std::move(backend_up),   std::move(concurrency),
-      std::move(backend_errors), std::move(rejected),     std::move(retries),
-      std::move(bytes)};
+      std::move(backend_errors), std::move(rejected),     std::move(outcomes),
+      std::move(retries),        std::move(bytes)};
   const auto discover_pools =
       discovery_ ? discovery_()
                  : std::vector<std::pair<std::string, std::shared_ptr<const DiscoveryStats>>>();

@@ -91,8 +91,10 @@ TEST_CASE("each worker gets at most `concurrency` requests and the rest wait in 
   // The queue, not the workers' backlogs, held the waiting ones.
   REQUIRE(eventually([&] { return access_lines(dir.file("access.log")).size() == 6; }));
   int queued = 0;
-  for (const auto& line : access_lines(dir.file("access.log")))
+  for (const auto& line : access_lines(dir.file("access.log"))) {
     if (std::stod(line.at("queue_ms")) >= 250) ++queued;
+    CHECK(line.at("outcome") == "served");
+  }
   CHECK(queued == 4);
 }
 

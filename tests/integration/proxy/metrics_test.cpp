@@ -39,7 +39,7 @@ TEST_CASE("the metrics endpoint serves every proxy metric and passes promtool",
         "scgi_queue_length", "scgi_requests_in_flight", "scgi_backend_up",
         "scgi_backend_errors_total", "scgi_rejected_total", "scgi_retries_total",
         "scgi_queue_oldest_seconds", "scgi_queue_capacity", "scgi_backend_concurrency_limit",
-        "scgi_bytes_total"}) {
+        "scgi_bytes_total", "scgi_request_outcomes_total"}) {
     CAPTURE(name);
     CHECK(scrape.find(fmt::format("# TYPE {} ", name)) != std::string::npos);
   }
@@ -49,6 +49,12 @@ TEST_CASE("the metrics endpoint serves every proxy metric and passes promtool",
   CHECK(metric_value(scrape, R"(scgi_request_duration_seconds_count{pool="app"})") == 3);
   CHECK(metric_value(scrape, R"(scgi_request_duration_seconds_bucket{pool="app",le="+Inf"})") == 3);
   CHECK(metric_value(scrape, R"(scgi_queue_capacity{pool="app"})") == 1024);
+  // A 404 is served (the backend answered); the HTTP request is refused first.
+  CHECK(metric_value(scrape, R"(scgi_request_outcomes_total{outcome="served",pool="app"})") == 2);
+  CHECK(metric_value(scrape, R"(scgi_request_outcomes_total{outcome="bad_request",pool="app"})") ==
+        1);
+  CHECK(metric_value(scrape, R"(scgi_request_outcomes_total{outcome="queue_full",pool="app"})") ==
+        0);
   CHECK(metric_value(scrape, fmt::format(R"(scgi_backend_up{{backend="{}",pool="app"}})",
                                          worker.address().to_string())) == 1);
 

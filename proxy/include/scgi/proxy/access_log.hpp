@@ -20,6 +20,7 @@ struct AccessRecord {
   std::string_view pool;
   std::string_view backend;  // empty: the request never reached one
   int status = 0;
+  std::string_view outcome;  // kOutcomes: served, or what went wrong first
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
   double queue_ms = 0;

@@ -17,6 +17,28 @@ enum class RejectReason { bad_request, too_large, queue_full, queue_timeout, cli
 inline constexpr std::array kRejectReasons{"bad_request", "too_large", "queue_full",
                                            "queue_timeout", "client_closed"};
 
+// How an exchange ended (scgi_request_outcomes_total's outcome label, and the
+// access log's outcome field): the first thing that went wrong, or served.
+enum class Outcome {
+  served,                // the backend answered (whatever its status)
+  bad_request,           // the request broke the SCGI rules
+  too_large,             // header over max_header, or body over max_body
+  client_timeout,        // the client ran out of client_timeout / client_min_rate
+  client_closed,         // the client left before its answer was complete
+  queue_full,            // every backend busy and the queue full
+  queue_timeout,         // no backend free within queue_timeout
+  no_backend,            // no backend up
+  connect_failed,        // every backend tried refused or timed out the connect
+  backend_timeout,       // the backend was silent for request_timeout
+  backend_reset,         // the backend's connection failed mid-exchange
+  backend_closed_early,  // the backend closed without answering
+  proxy_error,           // the proxy's own shortage: descriptors, memory, the spill disk
+};
+inline constexpr std::array kOutcomes{
+    "served",        "bad_request",          "too_large",  "client_timeout", "client_closed",
+    "queue_full",    "queue_timeout",        "no_backend", "connect_failed", "backend_timeout",
+    "backend_reset", "backend_closed_early", "proxy_error"};
+
 // Upper bounds in seconds, shared by the duration and queue-wait histograms.
 inline constexpr std::array kLatencyBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                             0.25,   0.5,   1.0,    2.5,   5.0,  10.0,  30.0, 60.0};
@@ -36,6 +58,7 @@ struct PoolStatsSnapshot {
   HistogramSnapshot request_duration;
   HistogramSnapshot queue_wait;
   std::array<std::uint64_t, kRejectReasons.size()> rejected{};
+  std::array<std::uint64_t, kOutcomes.size()> outcomes{};
   std::uint64_t retries = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
@@ -48,6 +71,7 @@ class PoolStats {
   void count_request(int status, std::chrono::nanoseconds duration);
   void observe_queue_wait(std::chrono::nanoseconds waited);
   void count_rejected(RejectReason reason);
+  void count_outcome(Outcome outcome);
   void count_retry();
   void add_bytes(std::uint64_t in, std::uint64_t out);
 
@@ -65,6 +89,7 @@ class PoolStats {
     Histogram request_duration;
     Histogram queue_wait;
     std::array<std::atomic<std::uint64_t>, kRejectReasons.size()> rejected{};
+    std::array<std::atomic<std::uint64_t>, kOutcomes.size()> outcomes{};
     std::atomic<std::uint64_t> retries{0};
     std::atomic<std::uint64_t> bytes_in{0};
     std::atomic<std::uint64_t> bytes_out{0};
