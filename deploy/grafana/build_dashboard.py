@@ -6,8 +6,8 @@ then run it:
   python3 deploy/grafana/build_dashboard.py            # rewrites scgi-dashboard.json
   python3 deploy/grafana/build_dashboard.py --check    # exit 1 if the file is stale
 
-Every query filters pool=~"$pool" and uses only the metrics of DESIGN.md's
-table; tests/deploy/dashboard_test.py evaluates each one against a real
+Every query filters pool=~"$pool" and uses only the metrics of docs/design.md
+("Metrics"); tests/deploy/dashboard_test.py evaluates each one against a real
 Prometheus scraping a real scgi-manager. Standard library only.
 """
 from __future__ import annotations
@@ -300,7 +300,7 @@ def dashboard() -> dict:
             "name": "Annotations & Alerts", "type": "dashboard",
         }]},
         "description": "Traffic, queue, backends, workers and pools of scgi-manager / scgi-proxy "
-                       "(metrics of DESIGN.md).",
+                       "(metrics of docs/design.md).",
         "editable": True,
         "fiscalYearStartMonth": 0,
         "graphTooltip": 1,

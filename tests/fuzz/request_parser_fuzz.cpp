@@ -1,6 +1,6 @@
 // Fuzz target for RequestParser: the same bytes fed whole, in two pieces or
 // one byte at a time give the same outcome, and that outcome agrees with a
-// plain whole-buffer reading of DESIGN.md's "SCGI in" rules.
+// plain whole-buffer reading of docs/design.md's "SCGI in" rules.
 #include <algorithm>
 #include <charconv>
 #include <cstddef>

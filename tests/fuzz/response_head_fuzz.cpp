@@ -1,7 +1,7 @@
 // Fuzz target for ResponseHeadReader: the same response fed whole, in two
 // pieces or one byte at a time gives the same status; a smaller limit only
 // cuts the reading short; and the status agrees with a line-by-line reading
-// of DESIGN.md's "SCGI out" rule.
+// of docs/design.md's "SCGI out" rule.
 #include <algorithm>
 #include <cctype>
 #include <cstddef>

@@ -1,4 +1,4 @@
-// The configuration file (DESIGN.md, "Configuration (TOML)") as typed values
+// The configuration file (docs/design.md, "Configuration") as typed values
 // with their defaults, and its loading: every mistake in a file is reported
 // at once, each as FILE:LINE:COLUMN: message.
 #pragma once

@@ -12,7 +12,7 @@
 
 namespace scgi {
 
-// Every way a request header can break the rules of DESIGN.md's "SCGI in".
+// Every way a request header can break the rules of docs/design.md's "SCGI in".
 enum class RequestError {
   none,
   not_scgi,                     // first byte is not a digit (e.g. an HTTP client on the SCGI port)

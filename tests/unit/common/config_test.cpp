@@ -72,7 +72,7 @@ backends = ["127.0.0.1:5000"]
 // ---------------------------------------------------------------------------
 // Defaults and reading
 
-TEST_CASE("a minimal manager file gets every default of DESIGN.md", "[config]") {
+TEST_CASE("a minimal manager file gets every default of docs/design.md", "[config]") {
   const scgi::Config config = config_of(kManagerMinimal);
   CHECK(config.path == "t.toml");
   CHECK(config.manager.control_socket == "/run/scgi/scgi.sock");

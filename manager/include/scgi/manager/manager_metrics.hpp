@@ -1,4 +1,4 @@
-// The manager's Prometheus metrics (DESIGN.md's table: workers by state,
+// The manager's Prometheus metrics (docs/design.md, "Metrics": workers by state,
 // restarts, per-worker memory and CPU, failing pools, pool limits), built at
 // scrape time from a status snapshot of every pool.
 #pragma once

@@ -7,8 +7,9 @@
 
 namespace scgi::manager {
 
-// Exit codes (DESIGN.md): 0 done, 1 the manager reported the command failed,
-// 2 usage errors, 3 the manager cannot be reached.
+// Exit codes (docs/design.md, "scgictl"): 0 done, 1 the manager reported the
+// command failed, 2 usage errors, 3 the manager cannot be reached (or refused
+// the connection).
 enum ScgictlExit : int { kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitUnreachable = 3 };
 
 // What scgictl may do with the terminal it runs in.

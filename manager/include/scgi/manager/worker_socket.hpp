@@ -1,5 +1,5 @@
 // Where one worker accepts SCGI connections, prepared by the manager before
-// the worker starts, per the pool's `socket` mode (DESIGN.md):
+// the worker starts, per the pool's `socket` mode (docs/design.md, "Workers"):
 //   inherit: the manager binds a listening socket and hands it over as fd 3;
 //            it keeps its copy, so a replacement worker gets the same socket
 //            (and the connections already waiting in its backlog);

@@ -1,4 +1,4 @@
-// The proxy's Prometheus metrics (DESIGN.md's table), built at scrape time
+// The proxy's Prometheus metrics (docs/design.md, "Metrics"), built at scrape time
 // from the pools' per-thread statistics and live state. Nothing here runs on
 // the request path.
 #pragma once
