@@ -82,7 +82,7 @@ asio::error_code send_now(Socket& socket, Gather& buffers) {
 class Exchange {
  public:
   Exchange(Socket client, std::shared_ptr<Pool> pool, const AccessLog& access_log,
-           SpillSpace& spill_space)
+           SpillSpace& spill_space, LiveExchanges& live)
       : client_(std::move(client)),
         pool_(std::move(pool)),
         settings_(pool_->settings()),
@@ -92,7 +92,12 @@ class Exchange {
                  .max_body_bytes = settings_->max_body_bytes}),
         client_watch_(client_.get_executor(), [this] { cancel_all(); }),
         backend_watch_(client_.get_executor(), [this] { cancel_backend(); }),
-        budget_(settings_->client_timeout, settings_->client_min_rate) {}
+        budget_(settings_->client_timeout, settings_->client_min_rate),
+        live_(live),
+        registration_(live.add([this] { end_for_shutdown(); })) {}
+  ~Exchange() { live_.remove(registration_); }
+  Exchange(const Exchange&) = delete;
+  Exchange& operator=(const Exchange&) = delete;
 
   asio::awaitable<void> run() {
     // Reads right after a readiness report, and send_now(), must never block the thread.
@@ -150,6 +155,14 @@ class Exchange {
     if (outcome_ == Outcome::served) outcome_ = outcome;
   }
 
+  // The proxy stops and this exchange is still running: every wait ends now,
+  // and the exchange finishes (and is counted) as `shutdown`.
+  void end_for_shutdown() {
+    mark(Outcome::shutdown);
+    shutting_down_ = true;
+    cancel_all();
+  }
+
   void cancel_all() {
     asio::error_code ignored;
     client_.cancel(ignored);
@@ -185,6 +198,9 @@ class Exchange {
   Watchdog client_watch_;   // the client: header deadline, then what budget_ allows
   Watchdog backend_watch_;  // backend silence: connect, taking the request, response
   ClientBudget budget_;
+  LiveExchanges& live_;
+  LiveExchanges::Entry registration_;
+  bool shutting_down_ = false;  // no more waits: close as soon as possible
   std::optional<Socket> backend_;
   Lease lease_;
   std::shared_ptr<Backend> served_by_;  // for the access log, after the lease is given back
@@ -256,6 +272,10 @@ asio::awaitable<void> Exchange::serve() {
         co_await reply(503, "no backend became free within queue_timeout", true);
         break;
       case AcquireOutcome::client_closed:
+        if (shutting_down_) {  // the wait was cut by the shutdown, not by the client
+          co_await reply(503, "the proxy is shutting down", true);
+          break;
+        }
         pool_->stats().count_rejected(RejectReason::client_closed);
         mark(Outcome::client_closed);
         status_ = kClientClosedStatus;
@@ -348,6 +368,7 @@ asio::awaitable<bool> Exchange::read_header() {
     // Read first: the header usually came with the connection. Wait only if not.
     asio::error_code ec;
     std::size_t n = client_.read_some(asio::buffer(t_header_buffer), ec);
+    if (ec == asio::error::would_block && shutting_down_) ec = asio::error::operation_aborted;
     if (ec == asio::error::would_block) {
       client_watch_.arm_until(deadline);
       std::tie(ec) = co_await client_.async_wait(Socket::wait_read, use_tuple);
@@ -411,6 +432,7 @@ asio::awaitable<bool> Exchange::buffer_body() {
     const std::size_t want =
         std::min<std::uint64_t>(target - early_body_.size(), t_header_buffer.size());
     const std::size_t n = client_.read_some(asio::buffer(t_header_buffer.data(), want), ec);
+    if (ec == asio::error::would_block && shutting_down_) ec = asio::error::operation_aborted;
     if (ec == asio::error::would_block) {
       begin_client_wait();
       std::tie(ec) = co_await client_.async_wait(Socket::wait_read, use_tuple);
@@ -502,6 +524,7 @@ asio::awaitable<void> Exchange::upload_body() {
   const auto buffer = std::make_unique_for_overwrite<char[]>(buffer_size);
   asio::error_code ec;
   while (!ec && body_remaining_ > 0) {
+    if (shutting_down_) co_return;  // relay() ends the exchange
     const std::size_t want = std::min<std::uint64_t>(buffer_size, body_remaining_);
     begin_client_wait();
     auto [read_error, n] =
@@ -632,6 +655,7 @@ asio::awaitable<void> Exchange::relay() {
       continue;
     }
 
+    if (shutting_down_) break;
     // Nothing moved: wait for whichever side can move next.
     asio::error_code wait_error;
     if (backend_would_block && upload_done_) backend_watch_.arm(settings_->request_timeout);
@@ -685,7 +709,9 @@ asio::awaitable<void> Exchange::relay() {
     response_head_.finish();
   }
   relay_done_ = true;
-  if (status_ == 0) {
+  if (shutting_down_ && status_ == 0 && sent_to_client_ == 0) {
+    co_await reply(503, "the proxy is shutting down and the backend had not answered", true);
+  } else if (status_ == 0) {
     if (received_from_backend_ > 0) {
       status_ = response_head_.status_code();
     } else {
@@ -706,7 +732,7 @@ asio::awaitable<void> Exchange::reply(int status, std::string_view detail, bool 
       error_response(status, detail, retry_after ? std::optional<int>(1) : std::nullopt);
   Gather buffers{asio::buffer(response), asio::const_buffer()};
   asio::error_code ec = send_now(client_, buffers);
-  if (ec == asio::error::would_block) {
+  if (ec == asio::error::would_block && !shutting_down_) {
     begin_client_wait();
     std::tie(ec, std::ignore) = co_await asio::async_write(client_, buffers, use_tuple);
     end_client_wait();
@@ -718,6 +744,7 @@ asio::awaitable<void> Exchange::linger() {
   // Say we are done (FIN), then read and discard what the client still sends,
   // briefly, so that the answer reaches it before the close (nginx's lingering
   // close). Bounded in bytes and time: a client cannot keep us here.
+  if (shutting_down_) co_return;
   asio::error_code ec;
   client_.shutdown(Socket::shutdown_send, ec);
   if (ec) co_return;
@@ -769,9 +796,17 @@ void Exchange::record(Clock::time_point done) {
 
 }  // namespace
 
+void LiveExchanges::end_all() {
+  // Each end only cancels and marks; the exchanges finish on their own
+  // coroutines, removing themselves later, so the list is not changed here.
+  for (const auto& end : ends_)
+    end();
+}
+
 asio::awaitable<void> run_exchange(Socket client, std::shared_ptr<Pool> pool,
-                                   const AccessLog& access_log, SpillSpace& spill_space) {
-  Exchange exchange(std::move(client), std::move(pool), access_log, spill_space);
+                                   const AccessLog& access_log, SpillSpace& spill_space,
+                                   LiveExchanges& live) {
+  Exchange exchange(std::move(client), std::move(pool), access_log, spill_space, live);
   co_await exchange.run();
 }
 

@@ -18,6 +18,9 @@ namespace {
 
 using asio::experimental::as_tuple;
 
+// After shutdown_timeout, how long the exchanges still running get to end.
+constexpr std::chrono::seconds kShutdownGrace{2};
+
 std::uint32_t thread_count_for(std::uint32_t configured) {
   if (configured != 0) return configured;
   return std::max(1u, std::thread::hardware_concurrency());
@@ -30,6 +33,8 @@ ProxyServer::ProxyServer(asio::io_context& control, std::uint32_t threads) : con
   for (std::uint32_t i = 0; i < count; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     work_.push_back(asio::make_work_guard(*contexts_.back()));
+    live_.push_back(std::make_unique<LiveExchanges>());
+    live_by_context_[contexts_.back().get()] = live_.back().get();
   }
   metrics_ = std::make_shared<ProxyMetrics>([this] { return pools(); },
                                             [this] { return discovery_stats(); });
@@ -277,11 +282,16 @@ void ProxyServer::start() {
 
 void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket) {
   if (stopping_.load(std::memory_order_relaxed)) return;  // closing the socket refuses it
-  active_.fetch_add(1, std::memory_order_relaxed);
+  active_.fetch_add(1);
   const auto executor = socket.get_executor();
-  asio::co_spawn(executor, run_exchange(std::move(socket), pool, access_log_, spill_space_),
+  LiveExchanges& live = *live_by_context_.at(&executor.context());
+  asio::co_spawn(executor, run_exchange(std::move(socket), pool, access_log_, spill_space_, live),
                  [this](std::exception_ptr e) {
-                   active_.fetch_sub(1, std::memory_order_relaxed);
+                   // The last one while stopping wakes shut_down(); sequentially
+                   // consistent with its store of stopping_, so one of the two
+                   // sees the other.
+                   if (active_.fetch_sub(1) == 1 && stopping_.load())
+                     asio::post(control_, [this] { exchanges_done_.notify(); });
                    log_failure("an exchange")(e);
                  });
 }
@@ -387,15 +397,16 @@ asio::awaitable<void> ProxyServer::shut_down(std::chrono::milliseconds timeout) 
       entry.discoverer.reset();
     }
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  asio::steady_timer timer(control_);
-  while (active_exchanges() > 0 && std::chrono::steady_clock::now() < deadline) {
-    timer.expires_after(std::chrono::milliseconds(20));
-    co_await timer.async_wait(as_tuple(asio::use_awaitable));
-  }
-  if (active_exchanges() > 0)
-    log_warn("shutdown_timeout ({}) passed with {} requests in flight; closing them",
+  const auto none_left = [this] { return active_exchanges() == 0; };
+  if (!co_await exchanges_done_.wait_until(none_left, Notifier::Clock::now() + timeout)) {
+    log_warn("shutdown_timeout ({}) passed with {} requests in flight; ending them",
              format_duration(timeout), active_exchanges());
+    // Each ends on its own thread, answered where nothing was sent yet and
+    // counted as `shutdown`; what still runs after a short grace is dropped.
+    for (std::size_t i = 0; i < contexts_.size(); ++i)
+      asio::post(*contexts_[i], [live = live_[i].get()] { live->end_all(); });
+    co_await exchanges_done_.wait_until(none_left, Notifier::Clock::now() + kShutdownGrace);
+  }
   for (auto& guard : work_)
     guard.reset();
   for (auto& context : contexts_)

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -86,6 +88,7 @@ TEST_CASE("SIGTERM ends requests still running at shutdown_timeout", "[proxy][st
   ProxyProcess proxy(dir,
                      one_pool_config({.listen = listen,
                                       .backends = {a.address()},
+                                      .access_log = dir.file("access.log"),
                                       .proxy_keys = "shutdown_timeout = \"300ms\""}),
                      listen);
   auto slow = std::async(std::launch::async, [&] {
@@ -98,6 +101,12 @@ TEST_CASE("SIGTERM ends requests still running at shutdown_timeout", "[proxy][st
   REQUIRE(status.has_value());
   CHECK(exited_with(*status, 0));
   CHECK(std::chrono::steady_clock::now() - started < 3s);
-  CHECK(slow.get().status() == 0);  // cut: no response
+  // Ended as an exchange: answered (nothing had been sent yet), logged, counted.
+  CHECK(slow.get().status() == 503);
   CHECK(proxy.process().log().find("shutdown_timeout") != std::string::npos);
+  std::ifstream file(dir.file("access.log"));
+  const std::string access((std::istreambuf_iterator<char>(file)),
+                           std::istreambuf_iterator<char>());
+  INFO(access);
+  CHECK(access.find("status=503 outcome=shutdown") != std::string::npos);
 }

@@ -33,11 +33,12 @@ enum class Outcome {
   backend_reset,         // the backend's connection failed mid-exchange
   backend_closed_early,  // the backend closed without answering
   proxy_error,           // the proxy's own shortage: descriptors, memory, the spill disk
+  shutdown,              // still running at the end of shutdown_timeout
 };
 inline constexpr std::array kOutcomes{
-    "served",        "bad_request",          "too_large",  "client_timeout", "client_closed",
-    "queue_full",    "queue_timeout",        "no_backend", "connect_failed", "backend_timeout",
-    "backend_reset", "backend_closed_early", "proxy_error"};
+    "served",        "bad_request",          "too_large",   "client_timeout", "client_closed",
+    "queue_full",    "queue_timeout",        "no_backend",  "connect_failed", "backend_timeout",
+    "backend_reset", "backend_closed_early", "proxy_error", "shutdown"};
 
 // Upper bounds in seconds, shared by the duration and queue-wait histograms.
 inline constexpr std::array kLatencyBuckets{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,

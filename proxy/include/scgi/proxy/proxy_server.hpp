@@ -22,7 +22,9 @@
 #include "scgi/proxy/access_log.hpp"
 #include "scgi/proxy/discovery_stats.hpp"
 #include "scgi/proxy/dns_discoverer.hpp"
+#include "scgi/proxy/exchange.hpp"
 #include "scgi/proxy/listener.hpp"
+#include "scgi/proxy/notifier.hpp"
 #include "scgi/proxy/pool.hpp"
 #include "scgi/proxy/proxy_metrics.hpp"
 #include "scgi/proxy/response_spill.hpp"
@@ -129,8 +131,10 @@ class ProxyServer {
   asio::awaitable<void> probe_until_up(std::weak_ptr<Pool> pool, std::shared_ptr<Backend> backend);
 
   asio::io_context& control_;
-  // Before the contexts: the exchanges they may still hold at destruction use it.
+  // Before the contexts: the exchanges they may still hold at destruction use these.
   SpillSpace spill_space_;
+  std::vector<std::unique_ptr<LiveExchanges>> live_;  // one per context, same index
+  std::map<const asio::execution_context*, LiveExchanges*> live_by_context_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
@@ -141,6 +145,7 @@ class ProxyServer {
   AccessLog access_log_;
   std::shared_ptr<ProxyMetrics> metrics_;
   std::atomic<std::size_t> active_{0};
+  Notifier exchanges_done_;  // control thread: the last exchange ended while stopping
   std::atomic<bool> stopping_{false};
   std::function<void(const std::shared_ptr<Pool>&)> pool_created_;
   // Control thread only.
