@@ -129,16 +129,19 @@ def debian_root(log=print):
                    + ([mirror] if mirror else []))
         log(f"building the cached root file system: {' '.join(command)}")
         started = time.monotonic()
+        # Its own process group: on timeout, the dpkg and chroot it runs go too.
+        made = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env={"PATH": HOST_PATH}, start_new_session=True)
         try:
-            made = subprocess.run(command, capture_output=True, text=True,
-                                  env={"PATH": HOST_PATH}, timeout=DEBOOTSTRAP_TIMEOUT_S)
+            output, _ = made.communicate(timeout=DEBOOTSTRAP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            os.killpg(made.pid, signal.SIGKILL)
+            made.communicate()
             _remove_tree(building)
             raise RuntimeError(f"debootstrap took more than {DEBOOTSTRAP_TIMEOUT_S} s")
         if made.returncode != 0:
             _remove_tree(building)
-            raise RuntimeError(f"debootstrap failed (exit {made.returncode}): "
-                               f"{(made.stdout + made.stderr)[-3000:]}")
+            raise RuntimeError(f"debootstrap failed (exit {made.returncode}): {output[-3000:]}")
         os.rename(target, root)  # whole or not at all
         _remove_tree(building)
         log(f"built {root} in {time.monotonic() - started:.0f} s")
