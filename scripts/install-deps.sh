@@ -9,9 +9,11 @@ build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev promethe
 # their client, Prometheus (promtool, and a real server for the dashboard's
 # queries), dnsmasq as the DNS server that discovery follows, systemd's
 # systemd-analyze for the units, python3-yaml for the Kubernetes manifests,
-# and the sample workers' runtimes (python3; perl with libscgi-perl).
+# the sample workers' runtimes (python3; perl with libscgi-perl), and
+# debootstrap with systemd-nspawn to install the package into a Debian 12
+# booted under systemd.
 test=(catch2 nginx-light apache2 lighttpd curl prometheus dnsmasq systemd dpkg-dev
-      python3 python3-yaml libscgi-perl)
+      python3 python3-yaml libscgi-perl debootstrap systemd-container)
 fuzz=(clang libclang-rt-14-dev)
 # The demo runs a pool of the Python sample worker.
 demo=(python3)

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <tuple>
 
@@ -311,6 +312,27 @@ void Loader::check_endpoints() {
   }
 }
 
+// The whole file, or nullopt with the reason in `errors`.
+std::optional<std::string> read_file(const std::string& path, ErrorList& errors) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    errors.add_file("is a directory: --config takes the configuration file itself");
+    return std::nullopt;
+  }
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    errors.add_file(fmt::format("cannot open: {}", std::strerror(errno)));
+    return std::nullopt;
+  }
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) {
+    errors.add_file(fmt::format("cannot read: {}", std::strerror(errno)));
+    return std::nullopt;
+  }
+  return std::move(text).str();
+}
+
 }  // namespace
 
 RunsAs running_as() {
@@ -336,23 +358,33 @@ ConfigResult parse_config(std::string_view text, std::string_view display_path, 
 
 ConfigResult load_config(const std::string& path, Mode mode, RunsAs runs_as) {
   ErrorList errors{path};
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
-    errors.add_file("is a directory: --config takes the configuration file itself");
-    return ConfigResult::fail(errors.take_sorted());
+  std::optional<std::string> text = read_file(path, errors);
+  if (!text) return ConfigResult::fail(errors.take_sorted());
+  return parse_config(*text, path, mode, runs_as);
+}
+
+Result<std::string> control_socket_in(const std::string& path) {
+  using R = Result<std::string>;
+  ErrorList errors{path};
+  const std::optional<std::string> text = read_file(path, errors);
+  if (!text) return R::fail(errors.take_sorted().front().to_string());
+  toml::table root;
+  try {
+    root = toml::parse(*text, path);
+  } catch (const toml::parse_error& error) {
+    errors.add(error.source().begin, "invalid TOML: " + std::string(error.description()));
+    return R::fail(errors.take_sorted().front().to_string());
   }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    errors.add_file(fmt::format("cannot open: {}", std::strerror(errno)));
-    return ConfigResult::fail(errors.take_sorted());
+  const toml::node* node = root.at_path("manager.control_socket").node();
+  if (node == nullptr) return R::ok(ManagerConfig{}.control_socket);
+  const std::optional<std::string> socket = node->value_exact<std::string>();
+  if (!socket || socket->empty()) {
+    errors.add(node->source().begin,
+               "[manager] control_socket must be a path in double quotes, e.g. "
+               "\"/run/scgi/scgi.sock\"");
+    return R::fail(errors.take_sorted().front().to_string());
   }
-  std::ostringstream text;
-  text << file.rdbuf();
-  if (file.bad()) {
-    errors.add_file(fmt::format("cannot read: {}", std::strerror(errno)));
-    return ConfigResult::fail(errors.take_sorted());
-  }
-  return parse_config(text.str(), path, mode, runs_as);
+  return R::ok(*socket);
 }
 
 }  // namespace scgi

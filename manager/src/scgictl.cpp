@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "scgi/config.hpp"
 #include "scgi/control_protocol.hpp"
 #include "scgi/manager/control_client.hpp"
 #include "scgi/manager/interrupt_signals.hpp"
@@ -45,7 +46,7 @@ constexpr auto kEarlyReplyTimeout = 1s;
 constexpr int kRequestId = 1;
 
 constexpr std::string_view kGlobalUsage =
-    "scgictl [--socket PATH] [--json] [--timeout DURATION] COMMAND";
+    "scgictl [--socket PATH | --config FILE] [--json] [--timeout DURATION] COMMAND";
 
 // Every command, as `help` lists it.
 struct CommandInfo {
@@ -92,6 +93,7 @@ std::string json_text(const json& value) {
 
 struct Arguments {
   std::string socket = default_control_socket();
+  std::string config;  // --config: the socket is the one this file names
   bool json = false;
   std::string timeout;  // "" = the command's default
   std::string pool;     // status [POOL], scale POOL
@@ -131,8 +133,8 @@ int usage_error(std::ostream& err, const std::string& message, std::string_view 
 // The command word of a command line: the first word that is neither an
 // option nor an option's value. Empty when there is none.
 std::string command_word(int argc, const char* const* argv) {
-  static constexpr std::array<std::string_view, 4> kTakesValue{"--socket", "--timeout", "-n",
-                                                               "--lines"};
+  static constexpr std::array<std::string_view, 5> kTakesValue{"--socket", "--config", "--timeout",
+                                                               "-n", "--lines"};
   for (int i = 1; i < argc; ++i) {
     const std::string_view word = argv[i];
     if (word == "--") return i + 1 < argc ? argv[i + 1] : "";
@@ -243,7 +245,14 @@ int run(control::Request request, const Arguments& arguments,
   std::ostream& out = report.out;
   request.id = kRequestId;
   auto client = ControlClient::connect(arguments.socket, kConnectTimeout);
-  if (!client) return report.fail(kExitUnreachable, client.error());
+  if (!client) {
+    if (arguments.config.empty()) return report.fail(kExitUnreachable, client.error());
+    return report.fail(kExitUnreachable,
+                       fmt::format("{} (the control_socket of {}; a manager listens on the one "
+                                   "its file named when it started: after changing it, restart "
+                                   "the manager)",
+                                   client.error(), arguments.config));
+  }
   ControlClient connection = std::move(client).value();
   std::optional<ControlClient::ReadOutcome> early;
   if (auto sent = connection.send(control::request_line(request), kSendTimeout); !sent) {
@@ -395,9 +404,14 @@ int scgictl_main(int argc, const char* const* argv, std::ostream& out, std::ostr
       "Exit status: 0 done, 1 the command failed, 2 usage error, 3 the manager cannot be "
       "reached.\nThe protocol and the --json output of each command: docs/control-protocol.md."));
   Arguments arguments;
-  app.add_option("--socket", arguments.socket,
-                 fmt::format("The manager's control socket (default: $SCGI_SOCKET, else {})",
-                             kDefaultControlSocket));
+  CLI::Option* socket_option =
+      app.add_option("--socket", arguments.socket,
+                     fmt::format("The manager's control socket (default: $SCGI_SOCKET, else {})",
+                                 kDefaultControlSocket));
+  app.add_option("--config", arguments.config,
+                 "The manager's configuration file: connect to the control_socket of its "
+                 "[manager] table (what the manager started with it listens on)")
+      ->excludes(socket_option);
   app.add_flag("--json", arguments.json,
                "Machine-readable output: one JSON object (JSON lines for logs -f and top)");
   app.add_option("--timeout", arguments.timeout,
@@ -480,6 +494,17 @@ int scgictl_main(int argc, const char* const* argv, std::ostream& out, std::ostr
     if (!parsed)
       return usage_error(err, "--timeout " + arguments.timeout + ": " + parsed.error(), word);
     if (parsed.value().count() > 0) reply_timeout = parsed.value();
+  }
+
+  if (!arguments.config.empty()) {
+    // A file that cannot say where its manager listens: nothing is sent, so
+    // a reload through it changes nothing, and says why.
+    auto socket = control_socket_in(arguments.config);
+    if (!socket)
+      return report.fail(kExitUnreachable, socket.error() +
+                                               " (--config: the control socket is read from this "
+                                               "file; fix it, or give --socket PATH)");
+    arguments.socket = std::move(socket).value();
   }
 
   if (top->parsed()) {

@@ -21,7 +21,6 @@ import pwd
 import grp
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from check_list import check, failures
+from scgi_client import free_port, scgi_get
 
 SKIP = 77
 
@@ -46,34 +46,6 @@ def bounding_set(unit_path):
     if caps is None:
         raise SystemExit(f"FAIL: {unit_path} has no CapabilityBoundingSet=")
     return caps, no_new_privs
-
-
-def free_port(after=None):
-    # In the range the other tests use; bound once to check it is free.
-    first = 20000 + os.getpid() % 9000 if after is None else after + 7
-    for port in range(first, 32000, 7):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise SystemExit("FAIL: no free port")
-
-
-def scgi_get(port, timeout):
-    headers = {"CONTENT_LENGTH": "0", "SCGI": "1", "REQUEST_METHOD": "GET",
-               "REQUEST_URI": "/", "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1"}
-    body = b"".join(k.encode() + b"\0" + v.encode() + b"\0" for k, v in headers.items())
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
-        conn.sendall(str(len(body)).encode() + b":" + body + b",")
-        reply = b""
-        while len(reply) < 1 << 20:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    return reply
 
 
 def children_of(pid):

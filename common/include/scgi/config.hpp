@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "scgi/address.hpp"
+#include "scgi/result.hpp"
 #include "scgi/units.hpp"
 
 namespace scgi {
@@ -197,6 +198,14 @@ ConfigResult load_config(const std::string& path, Mode mode, RunsAs runs_as = Ru
 // Validates `text`; `display_path` is the file name used in messages.
 ConfigResult parse_config(std::string_view text, std::string_view display_path, Mode mode,
                           RunsAs runs_as = RunsAs::user);
+
+// The control socket of a manager started with the file at `path`: its
+// [manager] control_socket, or the default. Only that key is read, so a file
+// with mistakes elsewhere still names its manager's socket (scgictl --config
+// reaches the manager, which then reports the rest). Fails, with the
+// position, when the file cannot be read, is not TOML, or the key is not a
+// non-empty string.
+Result<std::string> control_socket_in(const std::string& path);
 
 // One line for `--check`: "FILE: OK, 2 pools (app: 4 workers, api: 2-16 workers)".
 std::string summarize(const Config& config);

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -438,6 +440,31 @@ TEST_CASE("a file that cannot be read is one error without a position", "[config
   const scgi::ConfigResult dir = scgi::load_config(directory, Mode::proxy);
   REQUIRE(dir.errors().size() == 1);
   CHECK_THAT(dir.errors()[0].to_string(), Contains("is a directory"));
+}
+
+TEST_CASE("control_socket_in finds the socket of a file that has other mistakes", "[config]") {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("scgi_config_test_socket." + std::to_string(::getpid()) + ".toml");
+  const auto socket_of = [&](std::string_view text) {
+    std::ofstream(path) << text;
+    return scgi::control_socket_in(path.string());
+  };
+  // An unknown key and a pool without a command: the manager's to report.
+  const auto named = socket_of(
+      "[manager]\ncontrol_socket = \"/run/app/ctl.sock\"\ncolour = 1\n[[pool]]\nname = \"a\"\n");
+  CHECK(named.value() == "/run/app/ctl.sock");
+  CHECK(socket_of("[[pool]]\nname = \"a\"\n").value() == "/run/scgi/scgi.sock");
+  CHECK(socket_of("").value() == scgi::ManagerConfig{}.control_socket);
+
+  // Where it cannot tell, it says why and where.
+  const auto not_toml = socket_of("[manager]\ncontrol_socket = /run/x.sock\n");
+  CHECK_THAT(not_toml.error(), StartsWith(path.string() + ":2:18: invalid TOML"));
+  const auto not_text = socket_of("[manager]\ncontrol_socket = 7\n");
+  CHECK_THAT(not_text.error(), StartsWith(path.string() + ":2:18: [manager] control_socket"));
+  CHECK_THAT(socket_of("[manager]\ncontrol_socket = \"\"\n").error(), Contains("must be a path"));
+  std::filesystem::remove(path);
+  CHECK(scgi::control_socket_in("/nonexistent/scgi.toml").error() ==
+        "/nonexistent/scgi.toml: cannot open: No such file or directory");
 }
 
 TEST_CASE("a TOML syntax error is reported at its position", "[config]") {

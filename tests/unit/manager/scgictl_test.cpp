@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -353,6 +354,45 @@ TEST_CASE("scgictl finds the socket in $SCGI_SOCKET", "[control][scgictl]") {
   CHECK(run.code == 0);
   CHECK(overridden.code == 3);
   CHECK(default_control_socket() == "/run/scgi/scgi.sock");
+}
+
+TEST_CASE("scgictl --config finds the socket in the manager's configuration file",
+          "[control][scgictl]") {
+  ScratchFolder folder;
+  RunningServer server(folder.file("ctl.sock"));
+  server.on_loop([&] { server.handler().message = "applied"; });
+  const std::string config = folder.file("scgi.toml");
+  std::ofstream(config) << "[manager]\ncontrol_socket = \"" << server.path()
+                        << "\"\n[[pool]]\nname = \"app\"\n";
+  // The rest of the file is the manager's to judge: a pool without a command
+  // does not keep scgictl from reaching it. $SCGI_SOCKET does not count.
+  ::setenv("SCGI_SOCKET", folder.file("other.sock").c_str(), 1);
+  const Run reload = scgictl({"--config", config, "reload"});
+  ::unsetenv("SCGI_SOCKET");
+  INFO(reload.err);
+  CHECK(reload.code == 0);
+  CHECK(reload.out == "applied\n");
+  CHECK(scgictl({"reload", "--config", config}).code == 0);  // after the command too
+
+  // A file that cannot say where: nothing is sent, the reason and its position.
+  std::ofstream(config) << "[manager]\ncontrol_socket = /run/x.sock\n";
+  const Run broken = scgictl({"--config", config, "reload"});
+  CHECK(broken.code == 3);
+  CHECK_THAT(broken.err, Catch::StartsWith("scgictl: " + config + ":2:") &&
+                             Catch::Contains("invalid TOML") && Catch::Contains("--socket PATH"));
+  CHECK(server.on_loop([&] { return server.handler().calls; }) ==
+        std::vector<std::string>{"reload", "reload"});
+
+  // A socket changed since the manager started: the way out is a restart.
+  std::ofstream(config) << "[manager]\ncontrol_socket = \"" << folder.file("new.sock") << "\"\n";
+  const Run moved = scgictl({"--config", config, "status"});
+  CHECK(moved.code == 3);
+  CHECK_THAT(moved.err, Catch::Contains("cannot connect to " + folder.file("new.sock")) &&
+                            Catch::Contains("restart the manager"));
+
+  const Run both = scgictl({"--config", config, "--socket", server.path(), "status"});
+  CHECK(both.code == 2);
+  CHECK_THAT(both.err, Catch::Contains("excludes"));
 }
 
 TEST_CASE("a read waiting for the manager ends when a signal arrives", "[control][scgictl]") {
