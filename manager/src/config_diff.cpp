@@ -22,6 +22,8 @@ Key key(const char* name, F field) {
 const std::vector<Key>& pool_keys() {
   static const std::vector<Key> keys{
       key("listen", [](const PoolConfig& p) { return p.listen; }),
+      key("listen_mode", [](const PoolConfig& p) { return p.listen_mode; }),
+      key("listen_group", [](const PoolConfig& p) { return p.listen_group; }),
       key("command", [](const PoolConfig& p) { return p.command; }),
       key("backends", [](const PoolConfig& p) { return p.backends; }),
       key("socket", [](const PoolConfig& p) { return p.socket; }),

@@ -69,7 +69,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config) {
       control, {.reload = [&]() -> asio::awaitable<void> { co_await supervisor.reload(); },
                 .reopen_logs = [&] { supervisor.reopen_logs(); },
                 .stop = [&](int signal) -> asio::awaitable<void> {
-                  const auto timeout = config.manager.shutdown_timeout;
+                  const auto timeout = supervisor.shutdown_timeout();
                   log_info(
                       "signal {}: stopping; requests in flight finish within {}, then the workers "
                       "stop",

@@ -259,10 +259,11 @@ asio::awaitable<R> Supervisor::reload() {
   const Config& next = result.config();
   if (next.manager.log_dir != config_.manager.log_dir ||
       next.manager.control_socket != config_.manager.control_socket ||
+      next.manager.control_group != config_.manager.control_group ||
       next.metrics.listen != config_.metrics.listen || next.proxy.threads != config_.proxy.threads)
     log_warn(
-        "reload: [manager] log_dir/control_socket, [metrics] listen and [proxy] threads "
-        "change at the next start");
+        "reload: [manager] log_dir/control_socket/control_group, [metrics] listen and [proxy] "
+        "threads change at the next start");
   const std::vector<std::string> changes = describe_changes(config_, next);
   sync_pools(next);
   config_ = next;

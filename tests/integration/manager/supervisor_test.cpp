@@ -468,3 +468,43 @@ TEST_CASE("SIGUSR1 reopens the worker log files after they were moved", "[manage
       eventually([&] { return file_text(path).find("/after-rotation") != std::string::npos; }, 5s));
   CHECK(process_exists(pid));  // the worker was not touched
 }
+
+TEST_CASE("a shutdown_timeout changed by a reload is the one the next stop uses",
+          "[manager][supervisor][reload]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagedPool spec{.listen = listen,
+                   .command = sample_worker_command(),
+                   .pool_keys = "workers = 1\nstop_timeout = \"500ms\"",
+                   .manager_keys = "shutdown_timeout = \"60s\""};
+  ManagerProcess manager(dir, spec, 1);
+  spec.metrics_port = manager.metrics_port();
+  spec.manager_keys = "shutdown_timeout = \"300ms\"";
+  dir.write("scgi.toml", managed_pool_config(spec, manager.control_socket()));
+  manager.process().signal(SIGHUP);
+  REQUIRE(eventually([&] { return manager.process().log().find("reload: ") != std::string::npos; },
+                     10s));
+  // A request that would outlast the old timeout by far.
+  const int client = connect_to(listen);
+  REQUIRE(client >= 0);
+  const std::string request = get_request("/?sleep_ms=20000");
+  REQUIRE(::write(client, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  // In flight on the worker (its one series reads 1) before the stop.
+  REQUIRE(eventually(
+      [&] {
+        const std::string scrape = manager.scrape();
+        const std::size_t at = scrape.find("\nscgi_requests_in_flight{");
+        if (at == std::string::npos) return false;
+        const std::size_t end = scrape.find('\n', at + 1);
+        return end != std::string::npos && scrape.compare(end - 2, 2, " 1") == 0;
+      },
+      5s));
+  manager.process().signal(SIGTERM);
+  // 300 ms for the request, then the worker's stop: far below the old 60 s.
+  const auto status = manager.process().wait(15s);
+  ::close(client);
+  INFO(manager.process().log());
+  REQUIRE(status.has_value());
+  CHECK(exited_with(*status, 0));
+  CHECK(manager.process().log().find("shutdown_timeout (300ms) passed") != std::string::npos);
+}

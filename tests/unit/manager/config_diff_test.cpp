@@ -58,3 +58,14 @@ TEST_CASE("only a new command, env, cwd, user, group or socket needs new workers
   CHECK(describe_changes(a, b) ==
         std::vector<std::string>{"pool app: command changed: rolling restart onto it"});
 }
+
+TEST_CASE("a new listen_mode or listen_group is reported, without new workers",
+          "[manager][reload]") {
+  const PoolConfig before = two_pools().pools[0];
+  PoolConfig after = before;
+  after.listen_mode = 0600;
+  after.listen_group = "www-data";
+  CHECK_FALSE(needs_new_workers(before, after));
+  CHECK(changed_pool_keys(before, after) ==
+        std::vector<std::string>{"listen_mode", "listen_group"});
+}

@@ -56,6 +56,9 @@ class Supervisor : public ControlHandler {
   std::uint64_t subscribe_logs(const WorkerTarget& target, LogCallback callback) override;
   void unsubscribe_logs(std::uint64_t subscription) override;
 
+  // As the running configuration says (a reload may have changed it).
+  Milliseconds shutdown_timeout() const { return config_.manager.shutdown_timeout; }
+
  private:
   void create_pool(const std::shared_ptr<proxy::Pool>& pool);
   void sync_pools(const Config& config);
