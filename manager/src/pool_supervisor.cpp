@@ -387,8 +387,10 @@ void PoolSupervisor::route(const WorkerPtr& worker) {
   worker->ready_since = Clock::now();
   const auto membership = worker->drained_by_hand ? proxy::Backend::Membership::draining
                                                   : proxy::Backend::Membership::ready;
-  worker->backend = pool_->add_backend(worker->socket->address().to_string(),
-                                       std::move(endpoints).value(), membership);
+  // Labelled by its slot in metrics: a restart or recycle starts no new series.
+  worker->backend =
+      pool_->add_backend(worker->socket->address().to_string(), std::move(endpoints).value(),
+                         membership, fmt::format("{}:{}", config_.name, worker->index));
   log_info(
       "{}: pid {} ready after {} ms", worker_name(*worker), worker->pid,
       duration_cast<std::chrono::milliseconds>(worker->ready_since - worker->started_at).count());

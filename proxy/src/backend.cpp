@@ -4,8 +4,10 @@
 
 namespace scgi::proxy {
 
-Backend::Backend(std::string name, std::vector<Endpoint> endpoints, std::uint32_t concurrency)
+Backend::Backend(std::string name, std::vector<Endpoint> endpoints, std::uint32_t concurrency,
+                 std::string label)
     : name_(std::move(name)),
+      label_(label.empty() ? name_ : std::move(label)),
       endpoints_(std::move(endpoints)),
       concurrency_(std::max<std::uint32_t>(concurrency, 1)) {}
 

@@ -126,13 +126,13 @@ void Pool::update_settings(PoolConfig settings) {
 }
 
 std::shared_ptr<Backend> Pool::add_backend(std::string name, std::vector<Endpoint> endpoints,
-                                           Backend::Membership membership) {
+                                           Backend::Membership membership, std::string label) {
   std::shared_ptr<Backend> backend;
   {
     std::lock_guard lock(state_mutex_);
     State state = *state_;
     backend = std::make_shared<Backend>(std::move(name), std::move(endpoints),
-                                        state.settings->concurrency);
+                                        state.settings->concurrency, std::move(label));
     backend->set_membership(membership);
     state.backends.push_back(backend);
     publish(std::move(state));
@@ -153,6 +153,7 @@ void Pool::set_membership(const std::shared_ptr<Backend>& backend, Backend::Memb
 
 void Pool::remove_backend(const std::shared_ptr<Backend>& backend) {
   backend->set_membership(Backend::Membership::removed);
+  series_.retire(*backend);
   {
     std::lock_guard lock(state_mutex_);
     State state = *state_;

@@ -95,16 +95,18 @@ std::vector<MetricFamily> ProxyMetrics::Collect() const {
     bytes.metric.push_back(counter_metric({{"direction", "out"}, {"pool", name}},
                                           static_cast<double>(stats.bytes_out)));
 
-    for (const auto& backend : pool->backends()) {
-      const std::vector<ClientMetric::Label> labels{{"backend", backend->name()}, {"pool", name}};
-      in_flight.metric.push_back(gauge_metric(labels, backend->in_flight()));
-      backend_up.metric.push_back(gauge_metric(labels, backend->up() ? 1 : 0));
-      concurrency.metric.push_back(gauge_metric(labels, backend->concurrency()));
-      for (int kind = 0; kind < 3; ++kind) {
+    for (const BackendSeries& series : pool->backend_series()) {
+      const std::vector<ClientMetric::Label> labels{{"backend", series.label}, {"pool", name}};
+      if (series.live) {  // a slot with no worker now keeps only its counters
+        in_flight.metric.push_back(gauge_metric(labels, series.in_flight));
+        backend_up.metric.push_back(gauge_metric(labels, series.up ? 1 : 0));
+        concurrency.metric.push_back(gauge_metric(labels, series.concurrency));
+      }
+      for (std::size_t kind = 0; kind < kBackendErrorKinds; ++kind) {
         auto with_kind = labels;
         with_kind.insert(with_kind.begin() + 1, {"kind", kErrorKinds[kind]});
-        backend_errors.metric.push_back(counter_metric(
-            with_kind, static_cast<double>(backend->errors(static_cast<BackendErrorKind>(kind)))));
+        backend_errors.metric.push_back(
+            counter_metric(with_kind, static_cast<double>(series.errors[kind])));
       }
     }
   }

@@ -508,3 +508,41 @@ TEST_CASE("a shutdown_timeout changed by a reload is the one the next stop uses"
   CHECK(exited_with(*status, 0));
   CHECK(manager.process().log().find("shutdown_timeout (300ms) passed") != std::string::npos);
 }
+
+TEST_CASE("a worker's metric series is its slot's: a restart starts no new one",
+          "[manager][supervisor][metrics]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  // socket = "port": every worker gets a new address, as in unix mode.
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = sample_worker_command({"--port", "{port}"}),
+                          .pool_keys = "workers = 2\nsocket = \"port\""},
+                         2);
+  const auto series_count = [](const std::string& scrape) {
+    std::size_t count = 0;
+    for (std::size_t at = scrape.find("\nscgi_backend_up{"); at != std::string::npos;
+         at = scrape.find("\nscgi_backend_up{", at + 1))
+      ++count;
+    return count;
+  };
+  REQUIRE(send_request(listen, get_request("/one")).status() == 200);
+  std::string scrape = manager.scrape();
+  CHECK(metric_value(scrape, R"(scgi_backend_up{backend="app:0",pool="app"})") == 1);
+  CHECK(metric_value(scrape, R"(scgi_backend_up{backend="app:1",pool="app"})") == 1);
+  CHECK(series_count(scrape) == 2);
+  const std::set<pid_t> before = manager.worker_pids();
+  ::kill(*before.begin(), SIGKILL);
+  // Its replacement, on a new port, is routed under the same series.
+  REQUIRE(eventually([&] { return manager.restarts("signal") == 1; }, 10s));
+  REQUIRE(eventually(
+      [&] {
+        scrape = manager.scrape();
+        return metric_value(scrape, R"(scgi_backend_up{backend="app:0",pool="app"})") == 1 &&
+               metric_value(scrape, R"(scgi_backend_up{backend="app:1",pool="app"})") == 1;
+      },
+      10s));
+  INFO(scrape);
+  CHECK(series_count(scrape) == 2);
+  CHECK_FALSE(manager.worker_pids().count(*before.begin()));
+}

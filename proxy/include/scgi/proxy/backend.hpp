@@ -21,11 +21,14 @@ class Backend {
   // configuration). Health is separate: a ready backend may be down.
   enum class Membership { ready, draining, removed };
 
-  Backend(std::string name, std::vector<Endpoint> endpoints, std::uint32_t concurrency);
+  // `label` names it in metrics; empty = its name (see backend_series.hpp).
+  Backend(std::string name, std::vector<Endpoint> endpoints, std::uint32_t concurrency,
+          std::string label = {});
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 
   const std::string& name() const { return name_; }  // the address, as configured
+  const std::string& label() const { return label_; }
   const std::vector<Endpoint>& endpoints() const { return endpoints_; }
 
   std::uint32_t in_flight() const { return in_flight_.load(std::memory_order_seq_cst); }
@@ -63,6 +66,7 @@ class Backend {
 
  private:
   const std::string name_;
+  const std::string label_;
   const std::vector<Endpoint> endpoints_;
   std::atomic<std::uint32_t> concurrency_;
   std::atomic<std::uint32_t> in_flight_{0};

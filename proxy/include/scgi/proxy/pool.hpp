@@ -22,6 +22,7 @@
 
 #include "scgi/config.hpp"
 #include "scgi/proxy/backend.hpp"
+#include "scgi/proxy/backend_series.hpp"
 #include "scgi/proxy/pool_stats.hpp"
 
 namespace scgi::proxy {
@@ -99,9 +100,11 @@ class Pool : public std::enable_shared_from_this<Pool> {
   void update_settings(PoolConfig settings);
 
   // --- Membership interface: the only way backends come and go. ---
-  // Adds a backend (ready unless said otherwise) and returns it.
+  // Adds a backend (ready unless said otherwise) and returns it; `label`
+  // names it in metrics (empty: its name; see backend_series.hpp).
   std::shared_ptr<Backend> add_backend(std::string name, std::vector<Endpoint> endpoints,
-                                       Backend::Membership membership = Backend::Membership::ready);
+                                       Backend::Membership membership = Backend::Membership::ready,
+                                       std::string label = {});
   // Ready or draining: a draining backend gets no new request, those in flight finish.
   void set_membership(const std::shared_ptr<Backend>& backend, Backend::Membership membership);
   // Takes it out of the pool; requests in flight on it finish (their Lease keeps it alive).
@@ -109,6 +112,8 @@ class Pool : public std::enable_shared_from_this<Pool> {
   // Health or limits changed outside the pool: waiting requests may now fit.
   void backend_changed();
   std::vector<std::shared_ptr<Backend>> backends() const;
+  // Per-backend series for /metrics, by label.
+  std::vector<BackendSeries> backend_series() const { return series_.series(backends()); }
   const Events& events() const { return events_; }
 
   // --- Data path. ---
@@ -158,6 +163,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
 
   const std::string name_;
   PoolStats stats_;
+  BackendSeriesBook series_;
 
   mutable std::mutex state_mutex_;  // held to publish a new state, never per request
   std::shared_ptr<const State> state_;
