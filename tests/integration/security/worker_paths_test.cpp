@@ -484,14 +484,10 @@ TEST_CASE("a root manager runs no worker as root unless the pool allows it", "[s
                         .pool_keys = "workers = 1\nallow_root = false",
                         .metrics_port = manager.metrics_port()};
     dir.write("scgi.toml", managed_pool_config(without, manager.control_socket()));
-    Process reload =
-        Process::start({built_binary("scgictl"), "--socket", manager.control_socket(), "reload"},
-                       dir.file("reload.out"));
-    const auto status = reload.wait(30s);
-    REQUIRE(status);
-    CHECK_FALSE(exited_with(*status, 0));
-    CHECK_THAT(reload.log(), Catch::Contains("has no user, and scgi-manager runs as root"));
-    CHECK_THAT(reload.log(), Catch::Contains("the running configuration stays"));
+    const CtlRun reload = scgictl(dir, manager, {"reload"});
+    CHECK(reload.exit_code == 1);
+    CHECK_THAT(reload.err, Catch::Contains("has no user, and scgi-manager runs as root"));
+    CHECK_THAT(reload.err, Catch::Contains("the running configuration stays"));
     CHECK(send_request(listen, get_request("/")).status() == 200);
   }
 }

@@ -1,11 +1,13 @@
 #include "harness.hpp"
 
+#include <atomic>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace scgi::test {
@@ -152,6 +154,41 @@ ManagerProcess::ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_w
   if (!wait_until_accepting(spec.listen) ||
       (spec.backends.empty() && !wait_workers("ready", ready_workers)))
     throw std::runtime_error("scgi-manager did not start: " + process_.log());
+}
+
+CtlRun run_scgictl(const TempDir& dir, const std::vector<std::string>& arguments,
+                   const CtlOptions& options) {
+  static std::atomic<int> runs = 0;
+  const std::string name = "scgictl-" + std::to_string(++runs);
+  std::vector<std::string> argv = options.prefix;
+  argv.push_back(built_binary("scgictl"));
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  Process process =
+      Process::start(argv, dir.file(name + ".out"), options.env, dir.file(name + ".err"));
+  const auto status = process.wait(options.timeout);
+  if (!status) process.stop(SIGKILL, 1s);
+  CtlRun run;
+  if (status && WIFEXITED(*status)) run.exit_code = WEXITSTATUS(*status);
+  run.out = process.log();
+  std::ifstream err(dir.file(name + ".err"));
+  std::stringstream text;
+  text << err.rdbuf();
+  run.err = text.str();
+  return run;
+}
+
+CtlRun scgictl(const TempDir& dir, const ManagerProcess& manager,
+               const std::vector<std::string>& arguments, const CtlOptions& options) {
+  std::vector<std::string> with_socket{"--socket", manager.control_socket()};
+  with_socket.insert(with_socket.end(), arguments.begin(), arguments.end());
+  return run_scgictl(dir, with_socket, options);
+}
+
+std::vector<std::string> scgictl_command(const ManagerProcess& manager,
+                                         const std::vector<std::string>& arguments) {
+  std::vector<std::string> argv{built_binary("scgictl"), "--socket", manager.control_socket()};
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  return argv;
 }
 
 std::string ManagerProcess::scrape() const {

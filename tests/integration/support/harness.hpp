@@ -1,11 +1,12 @@
 // The pieces every integration test starts: a scratch folder, sample workers
 // on free ports, scgi-proxy or scgi-manager with a configuration written for
-// the test, and scgi-load runs.
+// the test, scgictl and scgi-load runs.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -125,6 +126,30 @@ class ManagerProcess {
 };
 
 std::string managed_pool_config(const ManagedPool& spec, const std::string& control_socket);
+
+// One scgictl run, to its end.
+struct CtlRun {
+  int exit_code = -1;  // -1: killed by a signal, or still running at the timeout (then killed)
+  std::string out;     // its stdout
+  std::string err;     // its stderr
+};
+
+struct CtlOptions {
+  std::vector<std::string> prefix{};         // run through this, e.g. setpriv as another user
+  std::map<std::string, std::string> env{};  // added to the test's own, e.g. SCGI_SOCKET
+  std::chrono::milliseconds timeout = 60s;
+};
+
+// scgictl ARGUMENTS, with no socket chosen for it (`arguments` or SCGI_SOCKET in
+// options.env may choose one); waits for its end. Its output stays in `dir`.
+CtlRun run_scgictl(const TempDir& dir, const std::vector<std::string>& arguments,
+                   const CtlOptions& options = {});
+// scgictl on `manager`'s control socket.
+CtlRun scgictl(const TempDir& dir, const ManagerProcess& manager,
+               const std::vector<std::string>& arguments, const CtlOptions& options = {});
+// The command line of that run, for one the test starts itself (logs -f, top).
+std::vector<std::string> scgictl_command(const ManagerProcess& manager,
+                                         const std::vector<std::string>& arguments);
 
 // The sample worker as a pool's command.
 std::vector<std::string> sample_worker_command(std::vector<std::string> extra = {});

@@ -16,10 +16,12 @@ using namespace std::chrono_literals;
 
 class Process {
  public:
-  // argv[0] is a path (or a name found on PATH). stdout and stderr go to `log_path`.
-  // `env` is added to (or overrides) the test's own environment.
+  // argv[0] is a path (or a name found on PATH). stdout and stderr go to `log_path`,
+  // or stderr to `err_path` when one is given. `env` is added to (or overrides)
+  // the test's own environment.
   static Process start(std::vector<std::string> argv, const std::string& log_path,
-                       const std::map<std::string, std::string>& env = {});
+                       const std::map<std::string, std::string>& env = {},
+                       const std::string& err_path = "");
 
   Process() = default;
   Process(Process&& other) noexcept;
