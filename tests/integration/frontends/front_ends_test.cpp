@@ -238,13 +238,8 @@ TEST_CASE("lighttpd with deploy/examples/lighttpd-scgi.conf in front of scgi-man
 TEST_CASE("nginx -> scgi-proxy (split mode), and the 400 without include scgi_params",
           "[frontend][nginx][proxy]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  SampleWorker b(dir, "b");
-  const Address proxy_listen = loopback(free_port());
-  ProxyProcess proxy(
-      dir, one_pool_config({.listen = proxy_listen, .backends = {a.address(), b.address()}}),
-      proxy_listen);
-  FrontEndSetup setup{.http_port = free_port(), .pool = proxy_listen};
+  ProxiedWorkers pool(dir, {.workers = {"a", "b"}});
+  FrontEndSetup setup{.http_port = free_port(), .pool = pool.listen()};
 
   SECTION("with the example as it is, requests are balanced over both workers") {
     FrontEnd front(dir, FrontEndKind::nginx, setup);
@@ -260,6 +255,6 @@ TEST_CASE("nginx -> scgi-proxy (split mode), and the 400 without include scgi_pa
     setup.edits = {{"include scgi_params;", "# include scgi_params;"}};
     FrontEnd front(dir, FrontEndKind::nginx, setup);
     CHECK(curl(dir, {}, front.url("/bare")).status == 400);
-    CHECK(eventually([&] { return contains(proxy.process().log(), "include scgi_params"); }, 5s));
+    CHECK(eventually([&] { return contains(pool.proxy().log(), "include scgi_params"); }, 5s));
   }
 }

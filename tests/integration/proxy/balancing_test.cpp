@@ -18,16 +18,6 @@ using namespace scgi::test;
 
 namespace {
 
-std::string pool_config(const Address& listen, const std::vector<Address>& backends,
-                        const std::string& extra, const std::string& access_log,
-                        std::uint16_t metrics_port = 0) {
-  return one_pool_config({.listen = listen,
-                          .backends = backends,
-                          .pool_keys = extra,
-                          .metrics_port = metrics_port,
-                          .access_log = access_log});
-}
-
 // Sends each request on its own thread, all at once; returns the responses in order.
 std::vector<Response> concurrently(const Address& listen, const std::vector<std::string>& uris,
                                    std::chrono::milliseconds stagger = 0ms) {
@@ -44,36 +34,13 @@ std::vector<Response> concurrently(const Address& listen, const std::vector<std:
   return responses;
 }
 
-// key=value fields of each access log line.
-std::vector<std::map<std::string, std::string>> access_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::map<std::string, std::string>> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::map<std::string, std::string> fields;
-    std::istringstream words(line);
-    std::string word;
-    while (words >> word) {
-      const auto eq = word.find('=');
-      if (eq != std::string::npos) fields[word.substr(0, eq)] = word.substr(eq + 1);
-    }
-    lines.push_back(fields);
-  }
-  return lines;
-}
-
 }  // namespace
 
 TEST_CASE("each worker gets at most `concurrency` requests and the rest wait in the queue",
           "[proxy][balancing]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  SampleWorker b(dir, "b");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(
-      dir,
-      pool_config(listen, {a.address(), b.address()}, "concurrency = 1", dir.file("access.log")),
-      listen);
+  ProxiedWorkers pool(dir, {.workers = {"a", "b"}, .pool_keys = "concurrency = 1"});
+  const Address& listen = pool.listen();
 
   // Six 300 ms requests on two single-request workers: three rounds.
   const auto started = std::chrono::steady_clock::now();
@@ -89,9 +56,9 @@ TEST_CASE("each worker gets at most `concurrency` requests and the rest wait in 
   CHECK(took >= 850ms);  // never two at once on a worker
 
   // The queue, not the workers' backlogs, held the waiting ones.
-  REQUIRE(eventually([&] { return access_lines(dir.file("access.log")).size() == 6; }));
+  REQUIRE(eventually([&] { return access_log_lines(pool.access_log()).size() == 6; }));
   int queued = 0;
-  for (const auto& line : access_lines(dir.file("access.log"))) {
+  for (const auto& line : access_log_lines(pool.access_log())) {
     if (std::stod(line.at("queue_ms")) >= 250) ++queued;
     CHECK(line.at("outcome") == "served");
   }
@@ -100,13 +67,8 @@ TEST_CASE("each worker gets at most `concurrency` requests and the rest wait in 
 
 TEST_CASE("the least busy worker is chosen, relative to its concurrency", "[proxy][balancing]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  SampleWorker b(dir, "b");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(
-      dir,
-      pool_config(listen, {a.address(), b.address()}, "concurrency = 1", dir.file("access.log")),
-      listen);
+  ProxiedWorkers pool(dir, {.workers = {"a", "b"}, .pool_keys = "concurrency = 1"});
+  const Address& listen = pool.listen();
   // One long request occupies a worker; every short one meanwhile goes to the other.
   auto slow = std::async(std::launch::async, [&] {
     return send_request(listen, get_request("/slow?sleep_ms=1500"), 20s);
@@ -134,12 +96,8 @@ TEST_CASE("the least busy worker is chosen, relative to its concurrency", "[prox
 
 TEST_CASE("a full queue answers 503 with Retry-After at once", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     pool_config(listen, {a.address()}, "queue_size = 1\nqueue_timeout = \"10s\"",
-                                 dir.file("access.log")),
-                     listen);
+  ProxiedWorkers pool(dir, {.pool_keys = "queue_size = 1\nqueue_timeout = \"10s\""});
+  const Address& listen = pool.listen();
   // One runs, one waits, the third finds the queue full.
   const auto responses =
       concurrently(listen, std::vector<std::string>(3, "/slow?sleep_ms=500"), 100ms);
@@ -152,13 +110,8 @@ TEST_CASE("a full queue answers 503 with Retry-After at once", "[proxy][queue]")
 
 TEST_CASE("a request that waits longer than queue_timeout gets 503", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(dir,
-                     pool_config(listen, {a.address()}, "queue_timeout = \"300ms\"",
-                                 dir.file("access.log"), metrics_port),
-                     listen);
+  ProxiedWorkers pool(dir, {.pool_keys = "queue_timeout = \"300ms\""});
+  const Address& listen = pool.listen();
   auto slow = std::async(std::launch::async, [&] {
     return send_request(listen, get_request("/slow?sleep_ms=1500"), 20s);
   });
@@ -171,15 +124,14 @@ TEST_CASE("a request that waits longer than queue_timeout gets 503", "[proxy][qu
   CHECK(took >= 250ms);
   CHECK(took < 1200ms);
   CHECK(slow.get().status() == 200);
-  const std::string scrape = http_get(metrics_port, "/metrics");
+  const std::string scrape = pool.scrape();
   CHECK(metric_value(scrape, R"(scgi_rejected_total{pool="app",reason="queue_timeout"})") == 1);
 }
 
 TEST_CASE("a freed slot goes to the oldest waiter, in arrival order", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir, pool_config(listen, {a.address()}, "", dir.file("access.log")), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
   // Arrivals 0..4, sent from this one thread 100 ms apart (so their order is
   // certain), each served 200 ms by the single worker: they must finish in order.
   std::vector<int> sockets;
@@ -196,9 +148,9 @@ TEST_CASE("a freed slot goes to the oldest waiter, in arrival order", "[proxy][q
     CHECK(read_response(fd, 20s).status() == 200);
     ::close(fd);
   }
-  REQUIRE(eventually([&] { return access_lines(dir.file("access.log")).size() == 5; }));
+  REQUIRE(eventually([&] { return access_log_lines(pool.access_log()).size() == 5; }));
   std::vector<std::string> order;
-  for (const auto& line : access_lines(dir.file("access.log")))
+  for (const auto& line : access_log_lines(pool.access_log()))
     order.push_back(line.at("uri"));
   for (int i = 0; i < 5; ++i)
     CHECK(order[i].starts_with("/order" + std::to_string(i)));
@@ -206,11 +158,8 @@ TEST_CASE("a freed slot goes to the oldest waiter, in arrival order", "[proxy][q
 
 TEST_CASE("a client that leaves the queue is never sent to a worker", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(
-      dir, pool_config(listen, {a.address()}, "", dir.file("access.log"), metrics_port), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
   auto slow = std::async(std::launch::async, [&] {
     return send_request(listen, get_request("/slow?sleep_ms=800"), 20s);
   });
@@ -227,6 +176,6 @@ TEST_CASE("a client that leaves the queue is never sent to a worker", "[proxy][q
   const Response next = send_request(listen, get_request("/after"));
   CHECK(next.status() == 200);
   CHECK(next.header("X-Request-Count") == "2");
-  const std::string scrape = http_get(metrics_port, "/metrics");
+  const std::string scrape = pool.scrape();
   CHECK(metric_value(scrape, R"(scgi_rejected_total{pool="app",reason="client_closed"})") == 1);
 }

@@ -125,28 +125,23 @@ TEST_CASE("a header that does not arrive within client_timeout closes the connec
 
 TEST_CASE("a connection that sends nothing is not an error", "[proxy][bad-input]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(dir, pool_config(listen, {worker.address()}, "", metrics_port), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
   for (int i = 0; i < 5; ++i)
     ::close(connect_to(listen));
   std::this_thread::sleep_for(100ms);
-  const std::string scrape = http_get(metrics_port, "/metrics");
+  const std::string scrape = pool.scrape();
   CHECK(metric_value(scrape, R"(scgi_request_duration_seconds_count{pool="app"})") == 0);
-  CHECK(proxy.process().log().find("warn") == std::string::npos);
+  CHECK(pool.proxy().log().find("warn") == std::string::npos);
 }
 
 TEST_CASE("a refused connect is retried on another backend", "[proxy][failures]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
   const Address dead = loopback(free_port());
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(dir, pool_config(listen, {dead, worker.address()}, "", metrics_port), listen);
+  ProxiedWorkers pool(dir, {.more_backends = {dead}});
   for (int i = 0; i < 10; ++i)
-    CHECK(send_request(listen, get_request("/x")).status() == 200);
-  const std::string scrape = http_get(metrics_port, "/metrics");
+    CHECK(send_request(pool.listen(), get_request("/x")).status() == 200);
+  const std::string scrape = pool.scrape();
   CHECK(metric_value(scrape, R"(scgi_retries_total{pool="app"})") >= 1);
   CHECK(metric_value(scrape, fmt::format(R"(scgi_backend_up{{backend="{}",pool="app"}})",
                                          dead.to_string())) == 0);
@@ -188,28 +183,21 @@ TEST_CASE("a backend that comes back is probed and used again", "[proxy][failure
 
 TEST_CASE("a backend silent past request_timeout gives 504", "[proxy][failures]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(
-      dir, pool_config(listen, {worker.address()}, "request_timeout = \"300ms\"", metrics_port),
-      listen);
+  ProxiedWorkers pool(dir, {.pool_keys = "request_timeout = \"300ms\""});
   const auto started = std::chrono::steady_clock::now();
-  const Response response = send_request(listen, get_request("/stuck?sleep_ms=3000"));
+  const Response response = send_request(pool.listen(), get_request("/stuck?sleep_ms=3000"));
   const auto took = std::chrono::steady_clock::now() - started;
   CHECK(response.status() == 504);
   CHECK(took < 2000ms);
-  const std::string scrape = http_get(metrics_port, "/metrics");
+  const std::string scrape = pool.scrape();
   CHECK(metric_value(scrape, R"(scgi_requests_total{code="504",pool="app"})") == 1);
-  CHECK(proxy.process().log().find("/stuck?sleep_ms=3000") != std::string::npos);
+  CHECK(pool.proxy().log().find("/stuck?sleep_ms=3000") != std::string::npos);
 }
 
 TEST_CASE("a client that leaves mid-response frees the backend", "[proxy][failures]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(dir, pool_config(listen, {worker.address()}, "", metrics_port), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
   const int fd = connect_to(listen);
   REQUIRE(fd >= 0);
   const std::string request = get_request("/big?size=200000000");
@@ -219,10 +207,6 @@ TEST_CASE("a client that leaves mid-response frees the backend", "[proxy][failur
   REQUIRE(::recv(fd, buffer, sizeof buffer, 0) > 0);
   ::close(fd);
   // The slot comes back and the worker serves the next request.
-  CHECK(eventually([&] {
-    const std::string scrape = http_get(metrics_port, "/metrics");
-    return metric_value(scrape, fmt::format(R"(scgi_requests_in_flight{{backend="{}",pool="app"}})",
-                                            worker.address().to_string())) == 0;
-  }));
+  CHECK(eventually([&] { return in_flight(pool.scrape(), pool.worker("w1").address()) == 0; }));
   CHECK(send_request(listen, get_request("/after")).status() == 200);
 }

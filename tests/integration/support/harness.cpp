@@ -40,7 +40,7 @@ std::string built_binary(const std::string& name) {
 }
 
 SampleWorker::SampleWorker(const TempDir& dir, const std::string& name)
-    : address_(loopback(free_port())) {
+    : name_(name), address_(loopback(free_port())) {
   process_ = Process::start(
       {built_binary("scgi-sample-worker"), "--port", std::to_string(address_.port), "--name", name},
       dir.file(name + ".log"));
@@ -92,6 +92,102 @@ std::string toml_addresses(const std::vector<Address>& addresses) {
   for (std::size_t i = 0; i < addresses.size(); ++i)
     out += (i ? ", \"" : "\"") + addresses[i].to_string() + "\"";
   return out + "]";
+}
+
+namespace {
+
+std::vector<SampleWorker> start_sample_workers(const TempDir& dir,
+                                               const std::vector<std::string>& names) {
+  std::vector<SampleWorker> workers;
+  workers.reserve(names.size());
+  for (const std::string& name : names)
+    workers.emplace_back(dir, name);
+  return workers;
+}
+
+std::vector<Address> backends_of(const std::vector<SampleWorker>& workers,
+                                 const std::vector<Address>& more) {
+  std::vector<Address> backends;
+  for (const SampleWorker& worker : workers)
+    backends.push_back(worker.address());
+  backends.insert(backends.end(), more.begin(), more.end());
+  return backends;
+}
+
+}  // namespace
+
+ProxiedWorkers::ProxiedWorkers(const TempDir& dir, ProxiedWorkersSpec spec)
+    : workers_(start_sample_workers(dir, spec.workers)),
+      listen_(loopback(free_port())),
+      metrics_port_(free_port()),
+      access_log_(dir.file("access.log")),
+      proxy_(dir,
+             one_pool_config({.listen = listen_,
+                              .backends = backends_of(workers_, spec.more_backends),
+                              .pool_keys = spec.pool_keys,
+                              .metrics_port = metrics_port_,
+                              .access_log = access_log_,
+                              .proxy_keys = spec.proxy_keys}),
+             listen_) {}
+
+SampleWorker& ProxiedWorkers::worker(const std::string& name) {
+  for (SampleWorker& worker : workers_)
+    if (worker.name() == name) return worker;
+  throw std::invalid_argument("no sample worker named " + name);
+}
+
+std::string ProxiedWorkers::config(const std::vector<Address>& backends,
+                                   const std::string& pool_keys) const {
+  return one_pool_config({.listen = listen_,
+                          .backends = backends,
+                          .pool_keys = pool_keys,
+                          .metrics_port = metrics_port_,
+                          .access_log = access_log_});
+}
+
+std::string ProxiedWorkers::scrape() const {
+  return http_get(metrics_port_, "/metrics");
+}
+
+double queue_length(const std::string& scrape) {
+  return metric_value(scrape, R"(scgi_queue_length{pool="app"})");
+}
+
+double in_flight(const std::string& scrape, const Address& backend) {
+  return metric_value(
+      scrape, R"(scgi_requests_in_flight{backend=")" + backend.to_string() + R"(",pool="app"})");
+}
+
+double outcomes(const std::string& scrape, const std::string& outcome) {
+  return metric_value(scrape,
+                      R"(scgi_request_outcomes_total{outcome=")" + outcome + R"(",pool="app"})");
+}
+
+double metric_sum(const std::string& scrape, const std::string& name) {
+  std::istringstream in(scrape);
+  double sum = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.compare(0, name.size(), name) != 0 || line.size() == name.size()) continue;
+    if (line[name.size()] != '{' && line[name.size()] != ' ') continue;
+    const auto space = line.rfind(' ');
+    sum += std::stod(line.substr(space + 1));
+  }
+  return sum;
+}
+
+std::vector<std::map<std::string, std::string>> access_log_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::map<std::string, std::string>> lines;
+  for (std::string line; std::getline(in, line);) {
+    std::map<std::string, std::string> fields;
+    std::istringstream words(line);
+    for (std::string word; words >> word;) {
+      const auto eq = word.find('=');
+      if (eq != std::string::npos) fields[word.substr(0, eq)] = word.substr(eq + 1);
+    }
+    lines.push_back(fields);
+  }
+  return lines;
 }
 
 Process start_load(const TempDir& dir, const Address& target, const std::string& duration,

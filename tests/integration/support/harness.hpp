@@ -39,9 +39,11 @@ class SampleWorker {
  public:
   SampleWorker(const TempDir& dir, const std::string& name);
   const Address& address() const { return address_; }
+  const std::string& name() const { return name_; }
   Process& process() { return process_; }
 
  private:
+  std::string name_;
   Address address_;
   Process process_;
 };
@@ -79,6 +81,49 @@ std::string one_pool_config(const OnePool& spec);
 
 // TOML list of quoted addresses: ["127.0.0.1:1", "127.0.0.1:2"].
 std::string toml_addresses(const std::vector<Address>& addresses);
+
+// The usual proxy test: sample workers named `workers` behind scgi-proxy, its
+// one pool "app" made of them (then `more_backends`), with metrics on a free
+// port and an access log in the test's folder.
+struct ProxiedWorkersSpec {
+  std::vector<std::string> workers{"w1"};
+  std::vector<Address> more_backends{};  // after the workers, e.g. one nothing listens on
+  std::string pool_keys{};               // more lines for [[pool]], e.g. "concurrency = 1"
+  std::string proxy_keys{};              // more lines for [proxy]
+};
+
+class ProxiedWorkers {
+ public:
+  ProxiedWorkers(const TempDir& dir, ProxiedWorkersSpec spec = {});
+  const Address& listen() const { return listen_; }
+  // The sample worker named `name`.
+  SampleWorker& worker(const std::string& name);
+  Process& proxy() { return proxy_.process(); }
+  const std::string& access_log() const { return access_log_; }
+  // The proxy's configuration with other backends and pool keys (for a reload
+  // written to config_path()): the same listen, metrics and access log.
+  std::string config(const std::vector<Address>& backends, const std::string& pool_keys) const;
+  const std::string& config_path() const { return proxy_.config_path(); }
+  // One scrape of /metrics.
+  std::string scrape() const;
+
+ private:
+  std::vector<SampleWorker> workers_;
+  Address listen_;
+  std::uint16_t metrics_port_;
+  std::string access_log_;
+  ProxyProcess proxy_;
+};
+
+// Series of pool "app" in a scrape that tests wait on; -1 when absent.
+double queue_length(const std::string& scrape);
+double in_flight(const std::string& scrape, const Address& backend);
+double outcomes(const std::string& scrape, const std::string& outcome);
+// The sum of every series of `name` (all its label sets); 0 when none.
+double metric_sum(const std::string& scrape, const std::string& name);
+
+// The key=value fields of each line of an access log.
+std::vector<std::map<std::string, std::string>> access_log_lines(const std::string& path);
 
 // scgi-load in the background (closed loop, 8 connections, --json); `extra`
 // are more of its options, e.g. {"--query", "sleep_ms=2"}.
