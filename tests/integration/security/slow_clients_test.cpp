@@ -41,13 +41,6 @@ int connect_small_buffer(const Address& address) {
   return fd;
 }
 
-// True when the peer has closed (or reset) the connection; never blocks.
-bool peer_closed(int fd) {
-  char byte;
-  const ssize_t got = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
-  return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-}
-
 // A client on its own thread doing one slow thing until told to stop, the
 // proxy closes its connection, or `limit` passes.
 class SlowClient {
