@@ -156,8 +156,9 @@ LoadFigures run_load(const TempDir& dir, const Address& target, const std::strin
 // Baseline load, then the same load beside one slow client per worker.
 void check_throughput_beside(const TempDir& dir, ProxiedWorkers& pool, SlowClient& first,
                              SlowClient& second, const char* what) {
+  // Each has sent its header: from the moment the proxy reads it (at once),
+  // a worker held for it would be missing from the loaded run.
   REQUIRE(eventually([&] { return first.started() && second.started(); }, 10s));
-  std::this_thread::sleep_for(500ms);  // each is now past its header, in the proxy
   const LoadFigures loaded = run_load(dir, pool.listen(), "loaded.json");
   CHECK_FALSE(first.closed_by_proxy());  // still slow and still there: the attack held
   CHECK_FALSE(second.closed_by_proxy());
