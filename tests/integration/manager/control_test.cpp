@@ -7,8 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <sstream>
-#include <thread>
 
 #include "../support/harness.hpp"
 
@@ -42,14 +42,17 @@ TEST_CASE("scgictl stops a worker until started, scales, drains and shows logs",
           "[manager][control]") {
   TempDir dir;
   const Address listen = loopback(free_port());
-  ManagerProcess manager(
-      dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = sample_worker_command(),
+                          .pool_keys = "workers = 2\nqueue_timeout = \"30s\""},
+                         2);
   CHECK(scgictl(dir, manager, {"stop", "app:1"}).exit_code == 0);
   CHECK(manager.wait_workers("stopped", 1, 10s));
-  // Stopped by hand: it stays stopped, and the scaler does not fill its place.
-  std::this_thread::sleep_for(500ms);
-  CHECK(manager.workers("ready") == 1);
-  CHECK(manager.worker_pids().size() == 1);
+  // Stopped by hand: it stays stopped, and the scaler does not fill its place
+  // (a slot wanted up would come back at once; the scaler looks every 100 ms).
+  CHECK(holds_for(
+      [&] { return manager.workers("ready") == 1 && manager.worker_pids().size() == 1; }, 500ms));
   CHECK(scgictl(dir, manager, {"start", "app:1"}).exit_code == 0);
   CHECK(manager.wait_workers("ready", 2, 10s));
 
@@ -63,14 +66,12 @@ TEST_CASE("scgictl stops a worker until started, scales, drains and shows logs",
   INFO(drained.out << drained.err);
   CHECK(drained.exit_code == 0);
   // The only worker is drained: a request waits in the queue until undrained.
-  std::thread undrain([&] {
-    std::this_thread::sleep_for(300ms);
-    scgictl(dir, manager, {"undrain", "app:0"});
-  });
-  const auto started = std::chrono::steady_clock::now();
-  CHECK(send_request(listen, get_request("/")).status() == 200);
-  CHECK(std::chrono::steady_clock::now() - started >= 250ms);
-  undrain.join();
+  auto waiting =
+      std::async(std::launch::async, [&] { return send_request(listen, get_request("/"), 40s); });
+  CHECK(eventually([&] { return queue_length(manager.scrape()) == 1; }));
+  CHECK(waiting.wait_for(0s) == std::future_status::timeout);
+  CHECK(scgictl(dir, manager, {"undrain", "app:0"}).exit_code == 0);
+  CHECK(waiting.get().status() == 200);
 
   const CtlRun logs = scgictl(dir, manager, {"logs", "app", "-n", "5"});
   INFO(logs.out << logs.err);
@@ -165,7 +166,7 @@ TEST_CASE("a rolling restart of the pool and of one worker under load fails no r
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 3"}, 3);
   const std::set<pid_t> first = manager.worker_pids();
   Process load = start_load(dir, listen, "6s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
   const CtlRun pool = scgictl(dir, manager, {"restart", "app"});
   INFO(pool.out << pool.err);
   CHECK(pool.exit_code == 0);
@@ -194,7 +195,7 @@ TEST_CASE("scgictl reload with a new command and new sizes under load fails no r
   ManagerProcess manager(dir, spec, 3);
   const std::set<pid_t> first = manager.worker_pids();
   Process load = start_load(dir, listen, "7s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
 
   spec.metrics_port = manager.metrics_port();
   spec.command = sample_worker_command({"--name", "v2"});
@@ -241,10 +242,12 @@ TEST_CASE("scgictl scale up and down under load fails no request",
   ManagerProcess manager(
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
   Process load = start_load(dir, listen, "5s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
   CHECK(scgictl(dir, manager, {"scale", "app", "5"}).exit_code == 0);
   CHECK(manager.wait_workers("ready", 5, 10s));
-  std::this_thread::sleep_for(500ms);
+  // The load goes on over the five before they shrink.
+  const double served_by_five = manager.served();
+  REQUIRE(eventually([&] { return manager.served() >= served_by_five + 100; }));
   CHECK(scgictl(dir, manager, {"scale", "app", "1"}).exit_code == 0);
   CHECK(eventually([&] { return manager.worker_pids().size() == 1; }, 10s));
   const nlohmann::json report = finish_load(load);

@@ -300,6 +300,10 @@ double ManagerProcess::restarts(const std::string& reason) const {
                       "scgi_worker_restarts_total{pool=\"app\",reason=\"" + reason + "\"}");
 }
 
+double ManagerProcess::served() const {
+  return outcomes(scrape(), "served");
+}
+
 bool ManagerProcess::wait_workers(const std::string& state, int count,
                                   std::chrono::milliseconds timeout) {
   return eventually([&] { return workers(state) == count; }, timeout);

@@ -158,6 +158,8 @@ class ManagerProcess {
   double workers(const std::string& state) const;
   // scgi_worker_restarts_total{pool="app",reason=REASON}.
   double restarts(const std::string& reason) const;
+  // Requests of "app" served so far (scgi_request_outcomes_total, served).
+  double served() const;
   // Waits until `count` workers of "app" are in `state`.
   bool wait_workers(const std::string& state, int count, std::chrono::milliseconds timeout = 20s);
   // The worker processes it runs now (its direct children).
