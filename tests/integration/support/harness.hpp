@@ -100,10 +100,9 @@ class ProxiedWorkers {
   SampleWorker& worker(const std::string& name);
   Process& proxy() { return proxy_.process(); }
   const std::string& access_log() const { return access_log_; }
-  // The proxy's configuration with other backends and pool keys (for a reload
-  // written to config_path()): the same listen, metrics and access log.
+  // Its configuration with other backends and pool keys, for a reload (the file
+  // is "proxy.toml" in the test's folder): the same listen, metrics and access log.
   std::string config(const std::vector<Address>& backends, const std::string& pool_keys) const;
-  const std::string& config_path() const { return proxy_.config_path(); }
   // One scrape of /metrics.
   std::string scrape() const;
 
