@@ -7,74 +7,52 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <future>
 #include <sstream>
-#include <thread>
 
 #include "../support/harness.hpp"
 
 using namespace scgi;
 using namespace scgi::test;
 
-namespace {
-
-struct CtlResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs scgictl (optionally through `prefix`, e.g. setpriv) and waits for it.
-CtlResult scgictl(const TempDir& dir, const ManagerProcess& manager,
-                  std::vector<std::string> arguments, std::vector<std::string> prefix = {}) {
-  static int runs = 0;
-  std::vector<std::string> argv = prefix;
-  argv.push_back(built_binary("scgictl"));
-  argv.insert(argv.end(), {"--socket", manager.control_socket()});
-  argv.insert(argv.end(), arguments.begin(), arguments.end());
-  Process process = Process::start(argv, dir.file("scgictl-" + std::to_string(++runs) + ".out"));
-  const auto status = process.wait(30s);
-  CtlResult result;
-  result.output = process.log();
-  if (status && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
-  return result;
-}
-
-}  // namespace
-
 TEST_CASE("scgictl status shows every worker of the pool", "[manager][control]") {
   TempDir dir;
   const Address listen = loopback(free_port());
   ManagerProcess manager(
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 3"}, 3);
-  const CtlResult table = scgictl(dir, manager, {"status"});
-  INFO(table.output);
+  const CtlRun table = scgictl(dir, manager, {"status"});
+  INFO(table.out << table.err);
   CHECK(table.exit_code == 0);
-  CHECK(table.output.find("3/3") != std::string::npos);
+  CHECK(table.out.find("3/3") != std::string::npos);
   for (const pid_t pid : manager.worker_pids())
-    CHECK(table.output.find(std::to_string(pid)) != std::string::npos);
+    CHECK(table.out.find(std::to_string(pid)) != std::string::npos);
 
-  const CtlResult json = scgictl(dir, manager, {"--json", "status", "app"});
-  INFO(json.output);
+  const CtlRun json = scgictl(dir, manager, {"--json", "status", "app"});
+  INFO(json.out << json.err);
   CHECK(json.exit_code == 0);
-  const auto reply = nlohmann::json::parse(json.output.substr(json.output.find('{')));
+  const auto reply = nlohmann::json::parse(json.out.substr(json.out.find('{')));
   CHECK(reply.dump().find("\"state\":\"ready\"") != std::string::npos);
 
-  const CtlResult unknown = scgictl(dir, manager, {"status", "nope"});
+  const CtlRun unknown = scgictl(dir, manager, {"status", "nope"});
   CHECK(unknown.exit_code == 1);
-  CHECK(unknown.output.find("no pool 'nope'; pools are: app") != std::string::npos);
+  CHECK(unknown.err.find("no pool 'nope'; pools are: app") != std::string::npos);
 }
 
 TEST_CASE("scgictl stops a worker until started, scales, drains and shows logs",
           "[manager][control]") {
   TempDir dir;
   const Address listen = loopback(free_port());
-  ManagerProcess manager(
-      dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = sample_worker_command(),
+                          .pool_keys = "workers = 2\nqueue_timeout = \"30s\""},
+                         2);
   CHECK(scgictl(dir, manager, {"stop", "app:1"}).exit_code == 0);
   CHECK(manager.wait_workers("stopped", 1, 10s));
-  // Stopped by hand: it stays stopped, and the scaler does not fill its place.
-  std::this_thread::sleep_for(500ms);
-  CHECK(manager.workers("ready") == 1);
-  CHECK(manager.worker_pids().size() == 1);
+  // Stopped by hand: it stays stopped, and the scaler does not fill its place
+  // (a slot wanted up would come back at once; the scaler looks every 100 ms).
+  CHECK(holds_for(
+      [&] { return manager.workers("ready") == 1 && manager.worker_pids().size() == 1; }, 500ms));
   CHECK(scgictl(dir, manager, {"start", "app:1"}).exit_code == 0);
   CHECK(manager.wait_workers("ready", 2, 10s));
 
@@ -84,27 +62,25 @@ TEST_CASE("scgictl stops a worker until started, scales, drains and shows logs",
   CHECK(manager.wait_workers("ready", 1, 10s));
   CHECK(eventually([&] { return manager.worker_pids().size() == 1; }, 10s));
 
-  const CtlResult drained = scgictl(dir, manager, {"drain", "--wait", "app:0"});
-  INFO(drained.output);
+  const CtlRun drained = scgictl(dir, manager, {"drain", "--wait", "app:0"});
+  INFO(drained.out << drained.err);
   CHECK(drained.exit_code == 0);
   // The only worker is drained: a request waits in the queue until undrained.
-  std::thread undrain([&] {
-    std::this_thread::sleep_for(300ms);
-    scgictl(dir, manager, {"undrain", "app:0"});
-  });
-  const auto started = std::chrono::steady_clock::now();
-  CHECK(send_request(listen, get_request("/")).status() == 200);
-  CHECK(std::chrono::steady_clock::now() - started >= 250ms);
-  undrain.join();
+  auto waiting =
+      std::async(std::launch::async, [&] { return send_request(listen, get_request("/"), 40s); });
+  CHECK(eventually([&] { return queue_length(manager.scrape()) == 1; }));
+  CHECK(waiting.wait_for(0s) == std::future_status::timeout);
+  CHECK(scgictl(dir, manager, {"undrain", "app:0"}).exit_code == 0);
+  CHECK(waiting.get().status() == 200);
 
-  const CtlResult logs = scgictl(dir, manager, {"logs", "app", "-n", "5"});
-  INFO(logs.output);
+  const CtlRun logs = scgictl(dir, manager, {"logs", "app", "-n", "5"});
+  INFO(logs.out << logs.err);
   CHECK(logs.exit_code == 0);
-  CHECK(logs.output.find("app[0]") != std::string::npos);
+  CHECK(logs.out.find("app[0]") != std::string::npos);
 
-  const CtlResult bad = scgictl(dir, manager, {"stop", "app:9"});
+  const CtlRun bad = scgictl(dir, manager, {"stop", "app:9"});
   CHECK(bad.exit_code == 1);
-  CHECK(bad.output.find("no worker 9") != std::string::npos);
+  CHECK(bad.err.find("no worker 9") != std::string::npos);
 }
 
 TEST_CASE("the control socket is the owner's only, and a refused user is told why",
@@ -121,16 +97,16 @@ TEST_CASE("the control socket is the owner's only, and a refused user is told wh
                                std::filesystem::perm_options::add);
   const std::vector<std::string> nobody{"setpriv", "--reuid=65534", "--regid=65534",
                                         "--clear-groups"};
-  const CtlResult refused = scgictl(dir, manager, {"status"}, nobody);
-  INFO(refused.output);
+  const CtlRun refused = scgictl(dir, manager, {"status"}, {.prefix = nobody});
+  INFO(refused.out << refused.err);
   CHECK(refused.exit_code == 3);
-  CHECK(refused.output.find("ermission denied") != std::string::npos);
+  CHECK(refused.err.find("ermission denied") != std::string::npos);
   // Even with the file opened up, the manager checks the peer's uid itself.
   std::filesystem::permissions(manager.control_socket(), std::filesystem::perms::all);
-  const CtlResult checked = scgictl(dir, manager, {"status"}, nobody);
-  INFO(checked.output);
+  const CtlRun checked = scgictl(dir, manager, {"status"}, {.prefix = nobody});
+  INFO(checked.out << checked.err);
   CHECK(checked.exit_code != 0);
-  CHECK(checked.output.find("uid 65534") != std::string::npos);
+  CHECK(checked.err.find("uid 65534") != std::string::npos);
   CHECK(manager.process().running());
 }
 
@@ -186,22 +162,21 @@ TEST_CASE("a rolling restart of the pool and of one worker under load fails no r
           "[manager][control][zero-downtime]") {
   TempDir dir;
   const Address listen = loopback(free_port());
-  ManagerProcess manager(dir, {.listen = listen, .command = sample_worker_command(),
-                               .pool_keys = "workers = 3"},
-                         3);
+  ManagerProcess manager(
+      dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 3"}, 3);
   const std::set<pid_t> first = manager.worker_pids();
   Process load = start_load(dir, listen, "6s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
-  const CtlResult pool = scgictl(dir, manager, {"restart", "app"});
-  INFO(pool.output);
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
+  const CtlRun pool = scgictl(dir, manager, {"restart", "app"});
+  INFO(pool.out << pool.err);
   CHECK(pool.exit_code == 0);
-  CHECK(pool.output.find("restarted 3 of 3") != std::string::npos);
+  CHECK(pool.out.find("restarted 3 of 3") != std::string::npos);
   const std::set<pid_t> second = manager.worker_pids();
   CHECK(second.size() == 3);
   for (const pid_t pid : first)
     CHECK_FALSE(second.count(pid));
-  const CtlResult one = scgictl(dir, manager, {"restart", "app:1"});
-  INFO(one.output);
+  const CtlRun one = scgictl(dir, manager, {"restart", "app:1"});
+  INFO(one.out << one.err);
   CHECK(one.exit_code == 0);
   const nlohmann::json report = finish_load(load);
   INFO(report.dump());
@@ -215,41 +190,42 @@ TEST_CASE("scgictl reload with a new command and new sizes under load fails no r
           "[manager][control][zero-downtime]") {
   TempDir dir;
   const Address listen = loopback(free_port());
-  ManagedPool spec{.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 3"};
+  ManagedPool spec{
+      .listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 3"};
   ManagerProcess manager(dir, spec, 3);
   const std::set<pid_t> first = manager.worker_pids();
   Process load = start_load(dir, listen, "7s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
 
   spec.metrics_port = manager.metrics_port();
   spec.command = sample_worker_command({"--name", "v2"});
   spec.pool_keys = "workers = 4";
   dir.write("scgi.toml", managed_pool_config(spec, manager.control_socket()));
-  const CtlResult grown = scgictl(dir, manager, {"reload"});
-  INFO(grown.output);
+  const CtlRun grown = scgictl(dir, manager, {"reload"});
+  INFO(grown.out << grown.err);
   CHECK(grown.exit_code == 0);
-  CHECK(grown.output.find("pool app: workers 3 → 4; command changed: rolling restart onto it") !=
+  CHECK(grown.out.find("pool app: workers 3 → 4; command changed: rolling restart onto it") !=
         std::string::npos);
   CHECK(eventually(
       [&] {
         const auto now = manager.worker_pids();
-        return now.size() == 4 && std::none_of(first.begin(), first.end(),
-                                               [&](pid_t p) { return now.count(p) > 0; });
+        return now.size() == 4 &&
+               std::none_of(first.begin(), first.end(), [&](pid_t p) { return now.count(p) > 0; });
       },
       15s));
 
   spec.pool_keys = "workers = 2";
   dir.write("scgi.toml", managed_pool_config(spec, manager.control_socket()));
-  const CtlResult shrunk = scgictl(dir, manager, {"reload"});
-  INFO(shrunk.output);
-  CHECK(shrunk.output.find("pool app: workers 4 → 2") != std::string::npos);
+  const CtlRun shrunk = scgictl(dir, manager, {"reload"});
+  INFO(shrunk.out << shrunk.err);
+  CHECK(shrunk.out.find("pool app: workers 4 → 2") != std::string::npos);
   CHECK(eventually([&] { return manager.worker_pids().size() == 2; }, 15s));
 
   // A file with errors changes nothing and says why.
   dir.write("scgi.toml", "[[pool]]\nname = \"app\"\nworkers = \"many\"\n");
-  const CtlResult broken = scgictl(dir, manager, {"reload"});
+  const CtlRun broken = scgictl(dir, manager, {"reload"});
   CHECK(broken.exit_code == 1);
-  CHECK(broken.output.find("the running configuration stays") != std::string::npos);
+  CHECK(broken.err.find("the running configuration stays") != std::string::npos);
 
   const nlohmann::json report = finish_load(load);
   INFO(report.dump());
@@ -263,14 +239,15 @@ TEST_CASE("scgictl scale up and down under load fails no request",
           "[manager][control][zero-downtime]") {
   TempDir dir;
   const Address listen = loopback(free_port());
-  ManagerProcess manager(dir, {.listen = listen, .command = sample_worker_command(),
-                               .pool_keys = "workers = 2"},
-                         2);
+  ManagerProcess manager(
+      dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
   Process load = start_load(dir, listen, "5s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
   CHECK(scgictl(dir, manager, {"scale", "app", "5"}).exit_code == 0);
   CHECK(manager.wait_workers("ready", 5, 10s));
-  std::this_thread::sleep_for(500ms);
+  // The load goes on over the five before they shrink.
+  const double served_by_five = manager.served();
+  REQUIRE(eventually([&] { return manager.served() >= served_by_five + 100; }));
   CHECK(scgictl(dir, manager, {"scale", "app", "1"}).exit_code == 0);
   CHECK(eventually([&] { return manager.worker_pids().size() == 1; }, 10s));
   const nlohmann::json report = finish_load(load);
@@ -287,26 +264,27 @@ TEST_CASE("a restart whose replacement cannot start stops and keeps the old work
   const Address listen = loopback(free_port());
   // Each worker index starts once; a second start of it fails.
   const std::string marks = dir.file("started-");
-  const std::vector<std::string> command{
-      "python3", "-c",
-      "import os, sys\n"
-      "mark = '" + marks + "' + os.environ['SCGI_WORKER']\n"
-      "if os.path.exists(mark): sys.exit(4)\n"
-      "open(mark, 'w').close()\n"
-      "os.execv(sys.argv[1], sys.argv[1:])\n",
-      built_binary("scgi-sample-worker")};
+  const std::vector<std::string> command{"python3", "-c",
+                                         "import os, sys\n"
+                                         "mark = '" +
+                                             marks +
+                                             "' + os.environ['SCGI_WORKER']\n"
+                                             "if os.path.exists(mark): sys.exit(4)\n"
+                                             "open(mark, 'w').close()\n"
+                                             "os.execv(sys.argv[1], sys.argv[1:])\n",
+                                         built_binary("scgi-sample-worker")};
   ManagerProcess manager(dir,
                          {.listen = listen,
                           .command = command,
                           .pool_keys = "workers = 2\nrestart_backoff = [\"100ms\", \"200ms\"]"},
                          2);
   const std::set<pid_t> before = manager.worker_pids();
-  const CtlResult restart = scgictl(dir, manager, {"restart", "app"});
-  INFO(restart.output);
+  const CtlRun restart = scgictl(dir, manager, {"restart", "app"});
+  INFO(restart.out << restart.err);
   INFO(manager.process().log());
   CHECK(restart.exit_code == 1);
-  CHECK(restart.output.find("did not become ready") != std::string::npos);
-  CHECK(restart.output.find("keeps serving") != std::string::npos);
+  CHECK(restart.err.find("did not become ready") != std::string::npos);
+  CHECK(restart.err.find("keeps serving") != std::string::npos);
   CHECK(manager.worker_pids() == before);
   CHECK(manager.workers("ready") == 2);
   CHECK(send_request(listen, get_request("/")).status() == 200);

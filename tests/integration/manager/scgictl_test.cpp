@@ -18,7 +18,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -37,45 +36,7 @@ namespace {
 
 constexpr std::string_view kLeaveScreen = "\x1b[?25h\x1b[?1049l";
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-struct Ctl {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-// Runs scgictl with `arguments` (its socket from SCGI_SOCKET unless given)
-// and waits for it; stdout and stderr apart (through sh, so that the shared
-// Process helper runs it).
-Ctl run_scgictl(const TempDir& dir, const std::string& socket, std::vector<std::string> arguments) {
-  static int runs = 0;
-  const std::string name = "scgictl-" + std::to_string(++runs);
-  const std::string err_path = dir.file(name + ".err");
-  std::vector<std::string> argv{"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>\"$SCGICTL_ERR\"",
-                                built_binary("scgictl")};
-  argv.insert(argv.end(), arguments.begin(), arguments.end());
-  Process process = Process::start(argv, dir.file(name + ".out"),
-                                   {{"SCGI_SOCKET", socket}, {"SCGICTL_ERR", err_path}});
-  const auto status = process.wait(60s);
-  Ctl result;
-  if (!status) process.stop(SIGKILL, 1s);
-  if (status && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
-  result.out = process.log();
-  result.err = read_file(err_path);
-  return result;
-}
-
-Ctl scgictl(const TempDir& dir, const ManagerProcess& manager, std::vector<std::string> arguments) {
-  return run_scgictl(dir, manager.control_socket(), std::move(arguments));
-}
-
-json parse_object(const Ctl& run) {
+json parse_object(const CtlRun& run) {
   INFO("stdout: " << run.out << "\nstderr: " << run.err);
   REQUIRE(std::count(run.out.begin(), run.out.end(), '\n') == 1);  // exactly one object
   return json::parse(run.out);
@@ -83,7 +44,7 @@ json parse_object(const Ctl& run) {
 
 // The status of pool "app" as --json reports it.
 json app_status(const TempDir& dir, const ManagerProcess& manager) {
-  const Ctl run = scgictl(dir, manager, {"--json", "status", "app"});
+  const CtlRun run = scgictl(dir, manager, {"--json", "status", "app"});
   REQUIRE(run.exit_code == 0);
   return parse_object(run)["pools"][0];
 }
@@ -208,7 +169,7 @@ class PtyProcess {
 
 PtyProcess start_top(const ManagerProcess& manager,
                      const std::map<std::string, std::string>& env = {}) {
-  return PtyProcess({built_binary("scgictl"), "--socket", manager.control_socket(), "top"}, env);
+  return PtyProcess(scgictl_command(manager, {"top"}), env);
 }
 
 }  // namespace
@@ -221,7 +182,7 @@ TEST_CASE("scgictl status shows the pool and its workers as a table and as JSON"
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
   REQUIRE(send_request(listen, get_request("/")).status() == 200);
 
-  const Ctl table = scgictl(dir, manager, {"status"});
+  const CtlRun table = scgictl(dir, manager, {"status"});
   INFO(table.out << table.err);
   CHECK(table.exit_code == 0);
   CHECK(table.err.empty());
@@ -262,7 +223,7 @@ TEST_CASE("scgictl stop, start, scale, drain, undrain and reload change a real p
   ManagerProcess manager(
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
 
-  const Ctl stop = scgictl(dir, manager, {"stop", "app:1"});
+  const CtlRun stop = scgictl(dir, manager, {"stop", "app:1"});
   INFO(stop.out << stop.err);
   CHECK(stop.exit_code == 0);
   CHECK_FALSE(stop.out.empty());
@@ -275,12 +236,12 @@ TEST_CASE("scgictl stop, start, scale, drain, undrain and reload change a real p
   CHECK(start["message"].is_string());
   CHECK(manager.wait_workers("ready", 2, 10s));
 
-  const Ctl scale = scgictl(dir, manager, {"scale", "app", "3"});
+  const CtlRun scale = scgictl(dir, manager, {"scale", "app", "3"});
   CHECK(scale.exit_code == 0);
   CHECK(manager.wait_workers("ready", 3, 10s));
   CHECK(app_status(dir, manager)["target_workers"] == 3);
 
-  const Ctl drain = scgictl(dir, manager, {"drain", "--wait", "app:0"});
+  const CtlRun drain = scgictl(dir, manager, {"drain", "--wait", "app:0"});
   INFO(drain.out << drain.err);
   CHECK(drain.exit_code == 0);
   CHECK_THAT(scgictl(dir, manager, {"status"}).out, Catch::Contains("ready,drained"));
@@ -290,7 +251,7 @@ TEST_CASE("scgictl stop, start, scale, drain, undrain and reload change a real p
   CHECK(worker_of(app_status(dir, manager), 0).value()["drained"] == false);
 
   // reload re-reads the file: the size it gives (2) replaces the scaled one.
-  const Ctl reload = scgictl(dir, manager, {"reload"});
+  const CtlRun reload = scgictl(dir, manager, {"reload"});
   INFO(reload.out << reload.err);
   CHECK(reload.exit_code == 0);
   CHECK(eventually([&] { return app_status(dir, manager)["target_workers"] == 2; }, 10s));
@@ -298,7 +259,7 @@ TEST_CASE("scgictl stop, start, scale, drain, undrain and reload change a real p
   CHECK(again["ok"] == true);
   // A file with errors: the reload fails (1), says why, and the pool keeps running.
   dir.write("scgi.toml", "[[pool]]\nname = \"app\"\nbogus_key = 1\n");
-  const Ctl broken = scgictl(dir, manager, {"reload"});
+  const CtlRun broken = scgictl(dir, manager, {"reload"});
   CHECK(broken.exit_code == 1);
   CHECK_THAT(broken.err, Catch::StartsWith("scgictl: ") && Catch::Contains("bogus_key"));
   CHECK(send_request(listen, get_request("/")).status() == 200);
@@ -312,7 +273,7 @@ TEST_CASE("scgictl restart waits for a rolling restart and prints each step",
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
   const auto before = manager.worker_pids();
 
-  const Ctl restart = scgictl(dir, manager, {"restart", "app"});
+  const CtlRun restart = scgictl(dir, manager, {"restart", "app"});
   INFO(restart.out << restart.err);
   CHECK(restart.exit_code == 0);
   // Every worker replaced by the time it returns; a line per step, then the outcome.
@@ -351,7 +312,7 @@ TEST_CASE("scgictl logs shows worker output and logs -f follows it until Ctrl-C"
   REQUIRE(eventually([&] {
     return scgictl(dir, manager, {"logs", "app"}).out.find("/seen-before") != std::string::npos;
   }));
-  const Ctl recent = scgictl(dir, manager, {"logs", "app:0", "-n", "1"});
+  const CtlRun recent = scgictl(dir, manager, {"logs", "app:0", "-n", "1"});
   CHECK(recent.exit_code == 0);
   CHECK(std::count(recent.out.begin(), recent.out.end(), '\n') == 1);
   CHECK_THAT(recent.out, Catch::Contains("app[0]"));
@@ -360,9 +321,8 @@ TEST_CASE("scgictl logs shows worker output and logs -f follows it until Ctrl-C"
   CHECK(lines["lines"].dump().find("/seen-before") != std::string::npos);
 
   // Text: the recent lines first (so it has subscribed), then the request made after.
-  Process follower = Process::start(
-      {built_binary("scgictl"), "--socket", manager.control_socket(), "logs", "app", "-f"},
-      dir.file("follow.log"));
+  Process follower =
+      Process::start(scgictl_command(manager, {"logs", "app", "-f"}), dir.file("follow.log"));
   REQUIRE(eventually([&] { return follower.log().find("/seen-before") != std::string::npos; }));
   REQUIRE(send_request(listen, get_request("/seen-while-following")).status() == 200);
   CHECK(eventually(
@@ -376,8 +336,7 @@ TEST_CASE("scgictl logs shows worker output and logs -f follows it until Ctrl-C"
 
   // JSON lines: the reply, then one {"log":...} per line; SIGTERM ends it as cleanly.
   Process json_follower =
-      Process::start({built_binary("scgictl"), "--socket", manager.control_socket(), "--json",
-                      "logs", "app", "-f", "-n", "0"},
+      Process::start(scgictl_command(manager, {"--json", "logs", "app", "-f", "-n", "0"}),
                      dir.file("follow-json.log"));
   REQUIRE(eventually([&] { return json_follower.log() == "{\"lines\":[],\"ok\":true}\n"; }));
   REQUIRE(send_request(listen, get_request("/seen-as-json")).status() == 200);
@@ -471,8 +430,7 @@ TEST_CASE("scgictl status paints states in a terminal unless NO_COLOR is set",
   const Address listen = loopback(free_port());
   ManagerProcess manager(
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 1"}, 1);
-  const std::vector<std::string> status{built_binary("scgictl"), "--socket",
-                                        manager.control_socket(), "status"};
+  const std::vector<std::string> status = scgictl_command(manager, {"status"});
   PtyProcess painted(status, {});
   REQUIRE(painted.wait_exit(10s));
   CHECK_THAT(painted.output(),
@@ -496,7 +454,7 @@ TEST_CASE("scgictl errors give their exit code and say what to do next", "[manag
                                                {"stop", "nope:0"},
                                                {"logs", "nope"},
                                                {"scale", "nope", "3"}}) {
-      const Ctl run = scgictl(dir, manager, arguments);
+      const CtlRun run = scgictl(dir, manager, arguments);
       INFO(arguments[0] << ": " << run.out << run.err);
       CHECK(run.exit_code == 1);
       CHECK(run.out.empty());
@@ -505,7 +463,7 @@ TEST_CASE("scgictl errors give their exit code and say what to do next", "[manag
     }
     for (const std::vector<std::string>& arguments : std::vector<std::vector<std::string>>{
              {"stop", "app:9"}, {"restart", "app:9"}, {"logs", "app:9"}, {"drain", "app:9"}}) {
-      const Ctl run = scgictl(dir, manager, arguments);
+      const CtlRun run = scgictl(dir, manager, arguments);
       INFO(arguments[0] << ": " << run.out << run.err);
       CHECK(run.exit_code == 1);
       CHECK_THAT(run.err, Catch::StartsWith("scgictl: ") && Catch::Contains("9"));
@@ -532,7 +490,7 @@ TEST_CASE("scgictl errors give their exit code and say what to do next", "[manag
         {{"status", "--bogus"}, "--bogus"},
     };
     for (const auto& [arguments, message] : cases) {
-      const Ctl run = scgictl(dir, manager, arguments);
+      const CtlRun run = scgictl(dir, manager, arguments);
       INFO(message << ": " << run.err);
       CHECK(run.exit_code == 2);
       CHECK(run.out.empty());
@@ -543,14 +501,16 @@ TEST_CASE("scgictl errors give their exit code and say what to do next", "[manag
 
   SECTION("no manager on the socket: 3, which socket and what to check") {
     const std::string gone = dir.file("gone.sock");
-    const Ctl missing = run_scgictl(dir, gone, {"status"});
+    // The socket from SCGI_SOCKET, as a person sets it once.
+    const CtlRun missing = run_scgictl(dir, {"status"}, {.env = {{"SCGI_SOCKET", gone}}});
     CHECK(missing.exit_code == 3);
     CHECK(missing.err == "scgictl: cannot connect to " + gone +
                              ": No such file or directory: is scgi-manager running? Start it "
                              "with scgi-manager --config FILE, or point --socket (or "
                              "SCGI_SOCKET) at the control_socket of its configuration (default "
                              "/run/scgi/scgi.sock)\n");
-    const json object = parse_object(run_scgictl(dir, gone, {"--json", "restart", "app"}));
+    const json object =
+        parse_object(run_scgictl(dir, {"--socket", gone, "--json", "restart", "app"}));
     CHECK(object["ok"] == false);
     CHECK_THAT(object["error"].get<std::string>(), Catch::StartsWith("cannot connect to " + gone));
 
@@ -561,20 +521,19 @@ TEST_CASE("scgictl errors give their exit code and say what to do next", "[manag
     std::strcpy(address.sun_path, dir.file("stale.sock").c_str());
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
     ::close(fd);
-    const Ctl stale = run_scgictl(dir, dir.file("stale.sock"), {"status"});
+    const CtlRun stale = run_scgictl(dir, {"--socket", dir.file("stale.sock"), "status"});
     CHECK(stale.exit_code == 3);
     CHECK_THAT(stale.err, Catch::Contains("Connection refused: nothing accepts on it"));
   }
 
   SECTION("top without a terminal: 2, and what to use instead") {
-    const Ctl top = scgictl(dir, manager, {"top"});
+    const CtlRun top = scgictl(dir, manager, {"top"});
     CHECK(top.exit_code == 2);
     CHECK_THAT(top.err, Catch::Contains("top is a live view for a terminal") &&
                             Catch::Contains("scgictl --json top"));
     // --json top needs none: a status object per second until stopped.
-    Process json_top = Process::start(
-        {built_binary("scgictl"), "--socket", manager.control_socket(), "--json", "top"},
-        dir.file("json-top.log"));
+    Process json_top =
+        Process::start(scgictl_command(manager, {"--json", "top"}), dir.file("json-top.log"));
     CHECK(eventually(
         [&] {
           const std::string log = json_top.log();
@@ -591,13 +550,13 @@ TEST_CASE("scgictl errors give their exit code and say what to do next", "[manag
   }
 
   SECTION("version and help: 0") {
-    const Ctl version = scgictl(dir, manager, {"version"});
+    const CtlRun version = scgictl(dir, manager, {"version"});
     CHECK(version.exit_code == 0);
     CHECK_THAT(version.out, Catch::StartsWith("scgictl 0."));
-    const Ctl help = scgictl(dir, manager, {"help"});
+    const CtlRun help = scgictl(dir, manager, {"help"});
     CHECK(help.exit_code == 0);
     CHECK_THAT(help.out, Catch::Contains("restart") && Catch::Contains("top"));
-    const Ctl one = scgictl(dir, manager, {"help", "drain"});
+    const CtlRun one = scgictl(dir, manager, {"help", "drain"});
     CHECK(one.exit_code == 0);
     CHECK_THAT(one.out, Catch::Contains("--wait"));
   }

@@ -1,15 +1,12 @@
 // Least busy, concurrency limits and the FIFO queue, against real workers.
 #include <catch2/catch.hpp>
 
-#include <fmt/format.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <algorithm>
 #include <future>
 #include <map>
-#include <sstream>
-#include <thread>
 
 #include "../support/harness.hpp"
 
@@ -18,48 +15,16 @@ using namespace scgi::test;
 
 namespace {
 
-std::string pool_config(const Address& listen, const std::vector<Address>& backends,
-                        const std::string& extra, const std::string& access_log,
-                        std::uint16_t metrics_port = 0) {
-  return one_pool_config({.listen = listen,
-                          .backends = backends,
-                          .pool_keys = extra,
-                          .metrics_port = metrics_port,
-                          .access_log = access_log});
+// GET `uri` on a thread of its own; the response when it comes.
+std::future<Response> send_async(const Address& listen, const std::string& uri) {
+  return std::async(std::launch::async,
+                    [&listen, uri] { return send_request(listen, get_request(uri), 20s); });
 }
 
-// Sends each request on its own thread, all at once; returns the responses in order.
-std::vector<Response> concurrently(const Address& listen, const std::vector<std::string>& uris,
-                                   std::chrono::milliseconds stagger = 0ms) {
-  std::vector<std::future<Response>> futures;
-  for (const std::string& uri : uris) {
-    futures.push_back(std::async(std::launch::async, [&listen, uri] {
-      return send_request(listen, get_request(uri), 20s);
-    }));
-    if (stagger > 0ms) std::this_thread::sleep_for(stagger);
-  }
-  std::vector<Response> responses;
-  for (auto& f : futures)
-    responses.push_back(f.get());
-  return responses;
-}
-
-// key=value fields of each access log line.
-std::vector<std::map<std::string, std::string>> access_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::map<std::string, std::string>> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::map<std::string, std::string> fields;
-    std::istringstream words(line);
-    std::string word;
-    while (words >> word) {
-      const auto eq = word.find('=');
-      if (eq != std::string::npos) fields[word.substr(0, eq)] = word.substr(eq + 1);
-    }
-    lines.push_back(fields);
-  }
-  return lines;
+// The requests the proxy holds now: in flight on a backend, or in the queue.
+double held(const ProxiedWorkers& pool) {
+  const std::string scrape = pool.scrape();
+  return metric_sum(scrape, "scgi_requests_in_flight") + queue_length(scrape);
 }
 
 }  // namespace
@@ -67,32 +32,33 @@ std::vector<std::map<std::string, std::string>> access_lines(const std::string& 
 TEST_CASE("each worker gets at most `concurrency` requests and the rest wait in the queue",
           "[proxy][balancing]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  SampleWorker b(dir, "b");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(
-      dir,
-      pool_config(listen, {a.address(), b.address()}, "concurrency = 1", dir.file("access.log")),
-      listen);
+  ProxiedWorkers pool(dir, {.workers = {"a", "b"}, .pool_keys = "concurrency = 1"});
+  const Address& listen = pool.listen();
 
-  // Six 300 ms requests on two single-request workers: three rounds.
-  const auto started = std::chrono::steady_clock::now();
-  const auto responses = concurrently(listen, std::vector<std::string>(6, "/slow?sleep_ms=300"));
-  const auto took = std::chrono::steady_clock::now() - started;
+  // Six slow requests at once on two single-request workers: one on each, and
+  // the other four in the proxy's queue, not in the workers' backlogs.
+  std::vector<std::future<Response>> responses;
+  for (int i = 0; i < 6; ++i)
+    responses.push_back(send_async(listen, "/slow?sleep_ms=1000"));
+  CHECK(eventually([&] {
+    const std::string scrape = pool.scrape();
+    return in_flight(scrape, pool.worker("a").address()) == 1 &&
+           in_flight(scrape, pool.worker("b").address()) == 1 && queue_length(scrape) == 4;
+  }));
   std::map<std::string, int> per_worker;
-  for (const Response& r : responses) {
+  for (auto& response : responses) {
+    const Response r = response.get();
     REQUIRE(r.status() == 200);
     ++per_worker[r.header("X-Worker-Name")];
   }
   CHECK(per_worker["a"] == 3);
   CHECK(per_worker["b"] == 3);
-  CHECK(took >= 850ms);  // never two at once on a worker
 
-  // The queue, not the workers' backlogs, held the waiting ones.
-  REQUIRE(eventually([&] { return access_lines(dir.file("access.log")).size() == 6; }));
+  // Each waited in the queue or not at all: two went straight to a worker.
+  REQUIRE(eventually([&] { return access_log_lines(pool.access_log()).size() == 6; }));
   int queued = 0;
-  for (const auto& line : access_lines(dir.file("access.log"))) {
-    if (std::stod(line.at("queue_ms")) >= 250) ++queued;
+  for (const auto& line : access_log_lines(pool.access_log())) {
+    if (std::stod(line.at("queue_ms")) > 0) ++queued;
     CHECK(line.at("outcome") == "served");
   }
   CHECK(queued == 4);
@@ -100,18 +66,11 @@ TEST_CASE("each worker gets at most `concurrency` requests and the rest wait in 
 
 TEST_CASE("the least busy worker is chosen, relative to its concurrency", "[proxy][balancing]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  SampleWorker b(dir, "b");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(
-      dir,
-      pool_config(listen, {a.address(), b.address()}, "concurrency = 1", dir.file("access.log")),
-      listen);
+  ProxiedWorkers pool(dir, {.workers = {"a", "b"}, .pool_keys = "concurrency = 1"});
+  const Address& listen = pool.listen();
   // One long request occupies a worker; every short one meanwhile goes to the other.
-  auto slow = std::async(std::launch::async, [&] {
-    return send_request(listen, get_request("/slow?sleep_ms=1500"), 20s);
-  });
-  std::this_thread::sleep_for(200ms);
+  auto slow = send_async(listen, "/slow?sleep_ms=1500");
+  REQUIRE(eventually([&] { return held(pool) == 1; }));
   std::map<std::string, int> per_worker;
   for (int i = 0; i < 10; ++i) {
     const Response r = send_request(listen, get_request("/fast"));
@@ -134,71 +93,70 @@ TEST_CASE("the least busy worker is chosen, relative to its concurrency", "[prox
 
 TEST_CASE("a full queue answers 503 with Retry-After at once", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     pool_config(listen, {a.address()}, "queue_size = 1\nqueue_timeout = \"10s\"",
-                                 dir.file("access.log")),
-                     listen);
-  // One runs, one waits, the third finds the queue full.
-  const auto responses =
-      concurrently(listen, std::vector<std::string>(3, "/slow?sleep_ms=500"), 100ms);
-  CHECK(responses[0].status() == 200);
-  CHECK(responses[1].status() == 200);
-  CHECK(responses[2].status() == 503);
-  CHECK(responses[2].header("Retry-After") == "1");
-  CHECK(responses[2].body().find("queue is full") != std::string::npos);
+  ProxiedWorkers pool(dir, {.pool_keys = "queue_size = 1\nqueue_timeout = \"10s\""});
+  const Address& listen = pool.listen();
+  // One runs, one waits, the third finds the queue full and is answered while
+  // the first still runs.
+  auto running = send_async(listen, "/slow?sleep_ms=1000");
+  REQUIRE(eventually([&] { return held(pool) == 1; }));
+  auto waiting = send_async(listen, "/slow?sleep_ms=0");
+  REQUIRE(eventually([&] { return queue_length(pool.scrape()) == 1; }));
+  const Response refused = send_request(listen, get_request("/refused"));
+  CHECK(refused.status() == 503);
+  CHECK(refused.header("Retry-After") == "1");
+  CHECK(refused.body().find("queue is full") != std::string::npos);
+  CHECK(running.wait_for(0s) == std::future_status::timeout);
+  CHECK(running.get().status() == 200);
+  CHECK(waiting.get().status() == 200);
 }
 
 TEST_CASE("a request that waits longer than queue_timeout gets 503", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(dir,
-                     pool_config(listen, {a.address()}, "queue_timeout = \"300ms\"",
-                                 dir.file("access.log"), metrics_port),
-                     listen);
-  auto slow = std::async(std::launch::async, [&] {
-    return send_request(listen, get_request("/slow?sleep_ms=1500"), 20s);
-  });
-  std::this_thread::sleep_for(100ms);
-  const auto started = std::chrono::steady_clock::now();
+  ProxiedWorkers pool(dir, {.pool_keys = "queue_timeout = \"300ms\""});
+  const Address& listen = pool.listen();
+  auto slow = send_async(listen, "/slow?sleep_ms=1500");
+  REQUIRE(eventually([&] { return held(pool) == 1; }));
   const Response waited = send_request(listen, get_request("/fast"));
-  const auto took = std::chrono::steady_clock::now() - started;
   CHECK(waited.status() == 503);
   CHECK(waited.body().find("queue_timeout") != std::string::npos);
-  CHECK(took >= 250ms);
-  CHECK(took < 1200ms);
   CHECK(slow.get().status() == 200);
-  const std::string scrape = http_get(metrics_port, "/metrics");
+  const std::string scrape = pool.scrape();
   CHECK(metric_value(scrape, R"(scgi_rejected_total{pool="app",reason="queue_timeout"})") == 1);
+  // It waited its queue_timeout, by the proxy's own account.
+  REQUIRE(eventually([&] { return access_log_lines(pool.access_log()).size() == 2; }));
+  const auto lines = access_log_lines(pool.access_log());
+  const auto fast = std::find_if(lines.begin(), lines.end(),
+                                 [](const auto& line) { return line.at("uri") == "/fast"; });
+  REQUIRE(fast != lines.end());
+  CHECK(fast->at("outcome") == "queue_timeout");
+  CHECK(std::stod(fast->at("queue_ms")) >= 300);
 }
 
 TEST_CASE("a freed slot goes to the oldest waiter, in arrival order", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir, pool_config(listen, {a.address()}, "", dir.file("access.log")), listen);
-  // Arrivals 0..4, sent from this one thread 100 ms apart (so their order is
-  // certain), each served 200 ms by the single worker: they must finish in order.
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
+  // Arrival 0 holds the single worker; 1..4 are sent from this one thread,
+  // each once the one before is in the queue (so their order is certain): the
+  // worker must then serve them in that order.
   std::vector<int> sockets;
   for (int i = 0; i < 5; ++i) {
     const int fd = connect_to(listen);
     REQUIRE(fd >= 0);
-    const std::string request = get_request("/order" + std::to_string(i) + "?sleep_ms=200");
+    const std::string request =
+        get_request("/order" + std::to_string(i) + (i == 0 ? "?sleep_ms=1500" : ""));
     REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
             static_cast<ssize_t>(request.size()));
     sockets.push_back(fd);
-    std::this_thread::sleep_for(100ms);
+    REQUIRE(eventually([&] { return held(pool) == i + 1; }));
   }
   for (const int fd : sockets) {
     CHECK(read_response(fd, 20s).status() == 200);
     ::close(fd);
   }
-  REQUIRE(eventually([&] { return access_lines(dir.file("access.log")).size() == 5; }));
+  REQUIRE(eventually([&] { return access_log_lines(pool.access_log()).size() == 5; }));
   std::vector<std::string> order;
-  for (const auto& line : access_lines(dir.file("access.log")))
+  for (const auto& line : access_log_lines(pool.access_log()))
     order.push_back(line.at("uri"));
   for (int i = 0; i < 5; ++i)
     CHECK(order[i].starts_with("/order" + std::to_string(i)));
@@ -206,27 +164,22 @@ TEST_CASE("a freed slot goes to the oldest waiter, in arrival order", "[proxy][q
 
 TEST_CASE("a client that leaves the queue is never sent to a worker", "[proxy][queue]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(
-      dir, pool_config(listen, {a.address()}, "", dir.file("access.log"), metrics_port), listen);
-  auto slow = std::async(std::launch::async, [&] {
-    return send_request(listen, get_request("/slow?sleep_ms=800"), 20s);
-  });
-  std::this_thread::sleep_for(100ms);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
+  auto slow = send_async(listen, "/slow?sleep_ms=1500");
+  REQUIRE(eventually([&] { return held(pool) == 1; }));
   // Queue one request, then hang up while it waits.
   const int fd = connect_to(listen);
   REQUIRE(fd >= 0);
   const std::string request = get_request("/abandoned");
   REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
-  std::this_thread::sleep_for(100ms);
+  REQUIRE(eventually([&] { return queue_length(pool.scrape()) == 1; }));
   ::close(fd);
   CHECK(slow.get().status() == 200);
   // The next request is served by the worker as its second, not third.
   const Response next = send_request(listen, get_request("/after"));
   CHECK(next.status() == 200);
   CHECK(next.header("X-Request-Count") == "2");
-  const std::string scrape = http_get(metrics_port, "/metrics");
+  const std::string scrape = pool.scrape();
   CHECK(metric_value(scrape, R"(scgi_rejected_total{pool="app",reason="client_closed"})") == 1);
 }

@@ -16,11 +16,6 @@ using namespace scgi::test;
 
 namespace {
 
-std::string single_pool_config(const Address& listen, const std::vector<Address>& backends,
-                               const std::string& extra = "") {
-  return one_pool_config({.listen = listen, .backends = backends, .pool_keys = extra});
-}
-
 std::string all_byte_values(std::size_t size) {
   std::string body(size, '\0');
   for (std::size_t i = 0; i < size; ++i)
@@ -33,9 +28,8 @@ std::string all_byte_values(std::size_t size) {
 TEST_CASE("header and body reach the backend byte for byte, the response comes back unchanged",
           "[proxy][forwarding]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir, single_pool_config(listen, {worker.address()}), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
 
   for (const std::size_t body_size : {std::size_t{0}, std::size_t{1}, std::size_t{70'000}}) {
     CAPTURE(body_size);
@@ -57,9 +51,8 @@ TEST_CASE("header and body reach the backend byte for byte, the response comes b
 
 TEST_CASE("the response is streamed back unchanged, whatever its shape", "[proxy][forwarding]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir, single_pool_config(listen, {worker.address()}), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
 
   SECTION("a status chosen by the worker passes through") {
     const Response response = send_request(listen, get_request("/x?status=404"));
@@ -80,12 +73,11 @@ TEST_CASE("the response is streamed back unchanged, whatever its shape", "[proxy
 
 TEST_CASE("100 MB up and 100 MB down pass with flat proxy memory", "[proxy][forwarding][large]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir, single_pool_config(listen, {worker.address()}), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
   // What the proxy holds before the transfer: the binary and its runtime (much
   // more under ASan), which the check below leaves out.
-  const auto resident_at_start = resident_bytes(proxy.process().pid());
+  const auto resident_at_start = resident_bytes(pool.proxy().pid());
   constexpr std::uint64_t kSize = 100'000'000;
 
   SECTION("upload, echoed back while it streams") {
@@ -163,7 +155,7 @@ TEST_CASE("100 MB up and 100 MB down pass with flat proxy memory", "[proxy][forw
   }
 
   // Fixed-size buffers: the proxy never held a body whole.
-  const auto peak = peak_resident_bytes(proxy.process().pid());
+  const auto peak = peak_resident_bytes(pool.proxy().pid());
   INFO("proxy peak RSS " << peak / 1024 << " KiB, " << resident_at_start / 1024
                          << " KiB before the transfer");
   CHECK(peak - resident_at_start < 32ull * 1024 * 1024);

@@ -1,8 +1,8 @@
 // Reload and stop while requests flow: nothing in flight is lost.
 #include <catch2/catch.hpp>
 
-#include <fmt/format.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <csignal>
@@ -10,7 +10,6 @@
 #include <future>
 #include <iterator>
 #include <map>
-#include <thread>
 
 #include "../support/harness.hpp"
 
@@ -19,40 +18,44 @@ using namespace scgi::test;
 
 namespace {
 
-std::string pool_config(const Address& listen, const std::vector<Address>& backends,
-                        const std::string& extra = "") {
-  return one_pool_config({.listen = listen, .backends = backends, .pool_keys = extra});
+double requests_in_flight(const ProxiedWorkers& pool) {
+  return metric_sum(pool.scrape(), "scgi_requests_in_flight");
+}
+
+bool in_log(ProxiedWorkers& pool, const std::string& text) {
+  return pool.proxy().log().find(text) != std::string::npos;
 }
 
 }  // namespace
 
 TEST_CASE("SIGHUP swaps backends under load without a failed request", "[proxy][reload]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  SampleWorker b(dir, "b");
+  ProxiedWorkers pool(dir, {.workers = {"a", "b"}});
   SampleWorker c(dir, "c");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir, pool_config(listen, {a.address(), b.address()}), listen);
+  const Address& listen = pool.listen();
 
   Process load = start_load(dir, listen, "3s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(700ms);
+  REQUIRE(eventually([&] { return outcomes(pool.scrape(), "served") >= 50; }));
   // b leaves, c joins, timeouts change: in-flight requests on b finish.
-  dir.write("proxy.toml", pool_config(listen, {a.address(), c.address()},
+  dir.write("proxy.toml", pool.config({pool.worker("a").address(), c.address()},
                                       "queue_timeout = \"8s\"\nconcurrency = 2"));
-  proxy.process().signal(SIGHUP);
-  std::this_thread::sleep_for(700ms);
+  pool.proxy().signal(SIGHUP);
+  REQUIRE(eventually([&] { return in_log(pool, "reload: "); }));
+  // The load goes on over a and c.
+  const double served_before_c = outcomes(pool.scrape(), "served");
+  REQUIRE(eventually([&] { return outcomes(pool.scrape(), "served") >= served_before_c + 50; }));
   // A broken file is reported and the running configuration kept.
   dir.write("proxy.toml", "[[pool]]\nname = \"app\"\nlisten = 42\n");
-  proxy.process().signal(SIGHUP);
+  pool.proxy().signal(SIGHUP);
+  CHECK(eventually([&] { return in_log(pool, "the running configuration stays"); }));
 
   const nlohmann::json report = finish_load(load);
   INFO(report.dump());
   CHECK(report["requests"].get<int>() > 100);
   CHECK(report["errors"].get<int>() == 0);
-  CHECK(proxy.process().running());
-  const std::string log = proxy.process().log();
+  CHECK(pool.proxy().running());
+  const std::string log = pool.proxy().log();
   CHECK(log.find("reload: ") != std::string::npos);
-  CHECK(log.find("the running configuration stays") != std::string::npos);
   CHECK(log.find("proxy.toml:3:10") != std::string::npos);
   // c now serves; b gets nothing new.
   std::map<std::string, int> per_worker;
@@ -64,47 +67,44 @@ TEST_CASE("SIGHUP swaps backends under load without a failed request", "[proxy][
 
 TEST_CASE("SIGTERM stops accepting, finishes requests in flight and exits 0", "[proxy][stop]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir, pool_config(listen, {a.address()}), listen);
+  ProxiedWorkers pool(dir);
+  const Address& listen = pool.listen();
   auto slow = std::async(std::launch::async, [&] {
-    return send_request(listen, get_request("/slow?sleep_ms=800"), 20s);
+    return send_request(listen, get_request("/slow?sleep_ms=3000"), 20s);
   });
-  std::this_thread::sleep_for(200ms);
-  proxy.process().signal(SIGTERM);
-  std::this_thread::sleep_for(200ms);
-  CHECK(connect_to(listen) < 0);  // no longer accepting
+  REQUIRE(eventually([&] { return requests_in_flight(pool) == 1; }));
+  pool.proxy().signal(SIGTERM);
+  // No longer accepting, while the request is still in flight.
+  CHECK(eventually([&] {
+    const int fd = connect_to(listen);
+    if (fd >= 0) ::close(fd);
+    return fd < 0;
+  }));
+  CHECK(slow.wait_for(0s) == std::future_status::timeout);
   const Response response = slow.get();
   CHECK(response.status() == 200);
-  const auto status = proxy.process().wait(10s);
+  const auto status = pool.proxy().wait(10s);
   REQUIRE(status.has_value());
   CHECK(exited_with(*status, 0));
 }
 
 TEST_CASE("SIGTERM ends requests still running at shutdown_timeout", "[proxy][stop]") {
   TempDir dir;
-  SampleWorker a(dir, "a");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     one_pool_config({.listen = listen,
-                                      .backends = {a.address()},
-                                      .access_log = dir.file("access.log"),
-                                      .proxy_keys = "shutdown_timeout = \"300ms\""}),
-                     listen);
+  ProxiedWorkers pool(dir, {.proxy_keys = "shutdown_timeout = \"300ms\""});
+  const Address& listen = pool.listen();
   auto slow = std::async(std::launch::async, [&] {
     return send_request(listen, get_request("/slow?sleep_ms=5000"), 20s);
   });
-  std::this_thread::sleep_for(200ms);
-  const auto started = std::chrono::steady_clock::now();
-  proxy.process().signal(SIGTERM);
-  const auto status = proxy.process().wait(10s);
+  REQUIRE(eventually([&] { return requests_in_flight(pool) == 1; }));
+  pool.proxy().signal(SIGTERM);
+  const auto status = pool.proxy().wait(10s);
   REQUIRE(status.has_value());
   CHECK(exited_with(*status, 0));
-  CHECK(std::chrono::steady_clock::now() - started < 3s);
-  // Ended as an exchange: answered (nothing had been sent yet), logged, counted.
+  // Ended as an exchange, not waited out (that would be a 200): answered
+  // (nothing had been sent yet), logged, counted.
   CHECK(slow.get().status() == 503);
-  CHECK(proxy.process().log().find("shutdown_timeout") != std::string::npos);
-  std::ifstream file(dir.file("access.log"));
+  CHECK(pool.proxy().log().find("shutdown_timeout") != std::string::npos);
+  std::ifstream file(pool.access_log());
   const std::string access((std::istreambuf_iterator<char>(file)),
                            std::istreambuf_iterator<char>());
   INFO(access);

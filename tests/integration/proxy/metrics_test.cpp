@@ -16,21 +16,13 @@ TEST_CASE("the metrics endpoint serves every proxy metric and passes promtool",
   if (!std::filesystem::exists("/usr/bin/promtool"))
     FAIL("promtool is not installed: run scripts/install-deps.sh test");
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address dead = loopback(free_port());
-  const Address listen = loopback(free_port());
-  const std::uint16_t metrics_port = free_port();
-  ProxyProcess proxy(
-      dir,
-      fmt::format("[metrics]\nlisten = \"127.0.0.1:{}\"\n[[pool]]\nname = \"app\"\n"
-                  "listen = \"{}\"\nbackends = {}\n",
-                  metrics_port, listen.to_string(), toml_addresses({worker.address(), dead})),
-      listen);
+  ProxiedWorkers pool(dir, {.more_backends = {loopback(free_port())}});
+  const Address& listen = pool.listen();
   CHECK(send_request(listen, get_request("/ok")).status() == 200);
   CHECK(send_request(listen, get_request("/missing?status=404")).status() == 404);
   CHECK(send_request(listen, "GET / HTTP/1.0\r\n\r\n").status() == 400);
 
-  const std::string response = http_get(metrics_port, "/metrics");
+  const std::string response = pool.scrape();
   REQUIRE(response.starts_with("HTTP/1.1 200"));
   const std::string scrape = response.substr(response.find("\r\n\r\n") + 4);
 
@@ -56,7 +48,7 @@ TEST_CASE("the metrics endpoint serves every proxy metric and passes promtool",
   CHECK(metric_value(scrape, R"(scgi_request_outcomes_total{outcome="queue_full",pool="app"})") ==
         0);
   CHECK(metric_value(scrape, fmt::format(R"(scgi_backend_up{{backend="{}",pool="app"}})",
-                                         worker.address().to_string())) == 1);
+                                         pool.worker("w1").address().to_string())) == 1);
 
   dir.write("scrape.txt", scrape);
   Process promtool = Process::start(

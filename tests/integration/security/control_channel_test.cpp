@@ -23,27 +23,6 @@ using nlohmann::json;
 
 namespace {
 
-struct CtlResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs scgictl (optionally through `prefix`, e.g. setpriv) and waits for it.
-CtlResult scgictl(const TempDir& dir, const ManagerProcess& manager,
-                  std::vector<std::string> arguments, std::vector<std::string> prefix = {}) {
-  static int runs = 0;
-  std::vector<std::string> argv = prefix;
-  argv.push_back(built_binary("scgictl"));
-  argv.insert(argv.end(), {"--socket", manager.control_socket()});
-  argv.insert(argv.end(), arguments.begin(), arguments.end());
-  Process process = Process::start(argv, dir.file("scgictl-" + std::to_string(++runs) + ".out"));
-  const auto status = process.wait(30s);
-  CtlResult result;
-  result.output = process.log();
-  if (status && WIFEXITED(*status)) result.exit_code = WEXITSTATUS(*status);
-  return result;
-}
-
 // A raw connection to the control socket, one line at a time.
 class ControlLine {
  public:
@@ -189,14 +168,15 @@ TEST_CASE("a control_group member holding every connection it can does not lock 
 
   // Root still gets in, at once, with every connection it needs.
   for (int i = 0; i < 5; ++i) {
-    const CtlResult status = scgictl(dir, manager, {"status"});
-    INFO(status.output);
+    const CtlRun status = scgictl(dir, manager, {"status"});
+    INFO(status.out << status.err);
     CHECK(status.exit_code == 0);
   }
   // And so does another member of the group, as another uid.
-  const CtlResult other = scgictl(dir, manager, {"status"},
-                                  {"setpriv", "--reuid=65533", "--regid=65534", "--clear-groups"});
-  INFO(other.output);
+  const CtlRun other =
+      scgictl(dir, manager, {"status"},
+              {.prefix = {"setpriv", "--reuid=65533", "--regid=65534", "--clear-groups"}});
+  INFO(other.out << other.err);
   CHECK(other.exit_code == 0);
   const std::string log = manager.process().log();
   CHECK(log.find("(uid 65534): too many control connections: uid 65534 has 8 open") !=
@@ -210,12 +190,12 @@ TEST_CASE("scgictl scale 100000 is refused with the limit named and forks nothin
   ManagerProcess manager(
       dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 1"}, 1);
   const std::set<pid_t> before = manager.worker_pids();
-  const CtlResult scale = scgictl(dir, manager, {"scale", "app", "100000"});
-  INFO(scale.output);
+  const CtlRun scale = scgictl(dir, manager, {"scale", "app", "100000"});
+  INFO(scale.out << scale.err);
   CHECK(scale.exit_code == 1);
-  CHECK_THAT(scale.output, Catch::Contains("100000 workers is more than [manager] "
-                                           "max_workers_per_pool (1024): raise it in " +
-                                           manager.config_path()));
+  CHECK_THAT(scale.err, Catch::Contains("100000 workers is more than [manager] "
+                                        "max_workers_per_pool (1024): raise it in " +
+                                        manager.config_path()));
   CHECK(manager.worker_pids() == before);
   ControlLine control(manager);
   const json status = control.ask("{\"command\":\"status\"}\n");

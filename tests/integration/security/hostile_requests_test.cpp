@@ -224,22 +224,16 @@ TEST_CASE("a CONTENT_LENGTH with a leading zero is refused, naming the rule",
 TEST_CASE("request data cannot forge or corrupt lines of the daemon's log",
           "[security][hostile-requests]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  const std::string access_log = dir.file("access.log");
-  ProxyProcess proxy(
-      dir,
-      one_pool_config({.listen = listen, .backends = {worker.address()}, .access_log = access_log}),
-      listen);
+  ProxiedWorkers pool(dir);
   // The worker closes without answering, so the proxy logs the REQUEST_URI.
   const std::string uri =
       "/x\n2026-12-03T00:00:00.000Z error forged line\r\x1b[2J\x1b]0;title\x07\xff\"q\"\\";
   const std::string request =
       make_request({{"REQUEST_METHOD", "GET"}, {"REQUEST_URI", uri}, {"QUERY_STRING", "close=1"}});
-  CHECK(send_request(listen, request, 10s).status() == 502);
+  CHECK(send_request(pool.listen(), request, 10s).status() == 502);
   REQUIRE(eventually(
-      [&] { return !lines_with(proxy.process().log(), "closed without answering").empty(); }));
-  const std::string log = proxy.process().log();
+      [&] { return !lines_with(pool.proxy().log(), "closed without answering").empty(); }));
+  const std::string log = pool.proxy().log();
   INFO(log);
   const auto forged = lines_with(log, "forged line");
   REQUIRE(forged.size() == 1);  // one line, not two
@@ -251,8 +245,8 @@ TEST_CASE("request data cannot forge or corrupt lines of the daemon's log",
   CHECK(log.find('\r') == std::string::npos);
   CHECK(log.find('\xff') == std::string::npos);
   // The access log escapes the same bytes its own way, one line per request.
-  REQUIRE(eventually([&] { return std::filesystem::file_size(access_log) > 0; }));
-  std::ifstream file(access_log);
+  REQUIRE(eventually([&] { return std::filesystem::file_size(pool.access_log()) > 0; }));
+  std::ifstream file(pool.access_log());
   const std::string access((std::istreambuf_iterator<char>(file)),
                            std::istreambuf_iterator<char>());
   INFO(access);

@@ -8,7 +8,6 @@
 #include <catch2/catch.hpp>
 
 #include <string>
-#include <thread>
 
 #include "../support/harness.hpp"
 
@@ -32,6 +31,23 @@ void reload(const TempDir& dir, ManagerProcess& manager, ManagedPool& spec) {
   manager.process().signal(SIGHUP);
 }
 
+// Requests the pool has served so far.
+double served(const ManagerProcess& manager) {
+  return outcomes(manager.scrape(), "served");
+}
+
+// Once the manager has taken `backend` out of the pool, the load goes on over
+// the workers: its requests in flight there take a few milliseconds
+// (sleep_ms=2), so after 100 more served none is left, and from then on none
+// may reach it.
+bool unrouted(ManagerProcess& manager, const Address& backend) {
+  const std::string removed = "backend " + backend.to_string() + " removed";
+  if (!eventually([&] { return manager.process().log().find(removed) != std::string::npos; }))
+    return false;
+  const double at_removal = served(manager);
+  return eventually([&] { return served(manager) >= at_removal + 100; });
+}
+
 // Requests through the pool's listener come from the sample worker named `name`.
 bool served_by(const Address& listen, const std::string& name) {
   return eventually(
@@ -49,28 +65,25 @@ TEST_CASE("a reload from fixed backends to workers unroutes the old backend and 
   ManagerProcess manager(dir, spec, 0);
   REQUIRE(served_by(listen, "fixed"));
   Process load = start_load(dir, listen, "10s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(eventually([&] { return served(manager) >= 50; }));
 
   spec.backends.clear();
   spec.command = sample_worker_command({"--name", "worker"});
   spec.pool_keys = "workers = 2";
   reload(dir, manager, spec);
   REQUIRE(manager.wait_workers("ready", 2));
-  // Requests in flight on the old backend when the workers took over finish
-  // in a few milliseconds (sleep_ms=2); from then on none may reach it.
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(unrouted(manager, old_backend.address()));
   const long settled = answered_by(old_backend.address());
-  std::this_thread::sleep_for(1500ms);
-  const long later = answered_by(old_backend.address());
-  INFO(manager.process().log());
-  CHECK(settled > 0);
-  CHECK(later == settled + 1);  // only our own second look
   CHECK(served_by(listen, "worker"));
 
   const nlohmann::json report = finish_load(load);
   INFO(report.dump());
+  INFO(manager.process().log());
   CHECK(report["requests"].get<int>() > 300);
   CHECK(report["errors"].get<int>() == 0);
+  // Nothing more reached it over the rest of the load.
+  CHECK(settled > 0);
+  CHECK(answered_by(old_backend.address()) == settled + 1);  // only our own second look
   const int status = manager.process().stop();
   CHECK(describe_status(status) == "exited 0");
 }
@@ -85,7 +98,7 @@ TEST_CASE("a reload from workers to fixed backends and back stops and unroutes w
                    .pool_keys = "workers = 2"};
   ManagerProcess manager(dir, spec, 2);
   Process load = start_load(dir, listen, "12s", "load.json", {"--query", "sleep_ms=2"});
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(eventually([&] { return served(manager) >= 50; }));
 
   // Workers → fixed: the fixed backend serves, the workers stop.
   spec.command.clear();
@@ -95,7 +108,8 @@ TEST_CASE("a reload from workers to fixed backends and back stops and unroutes w
   CHECK(eventually([&] { return manager.worker_pids().empty(); }, 15s));
   CHECK(served_by(listen, "fixed"));
   const long before = answered_by(fixed.address());
-  std::this_thread::sleep_for(500ms);
+  const double served_before = served(manager);
+  REQUIRE(eventually([&] { return served(manager) >= served_before + 50; }));
   CHECK(answered_by(fixed.address()) > before + 50);  // it carries the load
 
   // And back: the fixed backend is unrouted once the new workers are ready.
@@ -105,17 +119,16 @@ TEST_CASE("a reload from workers to fixed backends and back stops and unroutes w
   reload(dir, manager, spec);
   CHECK(eventually([&] { return manager.worker_pids().size() == 2; }, 15s));
   REQUIRE(manager.wait_workers("ready", 2));
-  std::this_thread::sleep_for(500ms);
+  REQUIRE(unrouted(manager, fixed.address()));
   const long settled = answered_by(fixed.address());
-  std::this_thread::sleep_for(1500ms);
-  INFO(manager.process().log());
-  CHECK(answered_by(fixed.address()) == settled + 1);
   CHECK(served_by(listen, "worker"));
 
   const nlohmann::json report = finish_load(load);
   INFO(report.dump());
+  INFO(manager.process().log());
   CHECK(report["requests"].get<int>() > 300);
   CHECK(report["errors"].get<int>() == 0);
+  CHECK(answered_by(fixed.address()) == settled + 1);  // nothing more over the rest of the load
   const int status = manager.process().stop();
   CHECK(describe_status(status) == "exited 0");
 }

@@ -41,13 +41,6 @@ int connect_small_buffer(const Address& address) {
   return fd;
 }
 
-// True when the peer has closed (or reset) the connection; never blocks.
-bool peer_closed(int fd) {
-  char byte;
-  const ssize_t got = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
-  return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
-}
-
 // A client on its own thread doing one slow thing until told to stop, the
 // proxy closes its connection, or `limit` passes.
 class SlowClient {
@@ -160,39 +153,21 @@ LoadFigures run_load(const TempDir& dir, const Address& target, const std::strin
   return figures;
 }
 
-// A 2-worker pool behind scgi-proxy, where slow clients can do their worst.
-struct TwoWorkerPool {
-  explicit TwoWorkerPool(const std::string& pool_keys, const std::string& proxy_keys = "")
-      : w1(dir, "w1"),
-        w2(dir, "w2"),
-        listen(loopback(free_port())),
-        proxy(dir,
-              one_pool_config({.listen = listen,
-                               .backends = {w1.address(), w2.address()},
-                               .pool_keys = pool_keys,
-                               .proxy_keys = proxy_keys}),
-              listen) {}
-  TempDir dir;
-  SampleWorker w1;
-  SampleWorker w2;
-  Address listen;
-  ProxyProcess proxy;
-};
-
 // Baseline load, then the same load beside one slow client per worker.
-void check_throughput_beside(TwoWorkerPool& pool, SlowClient& first, SlowClient& second,
-                             const char* what) {
+void check_throughput_beside(const TempDir& dir, ProxiedWorkers& pool, SlowClient& first,
+                             SlowClient& second, const char* what) {
+  // Each has sent its header: from the moment the proxy reads it (at once),
+  // a worker held for it would be missing from the loaded run.
   REQUIRE(eventually([&] { return first.started() && second.started(); }, 10s));
-  std::this_thread::sleep_for(500ms);  // each is now past its header, in the proxy
-  const LoadFigures loaded = run_load(pool.dir, pool.listen, "loaded.json");
+  const LoadFigures loaded = run_load(dir, pool.listen(), "loaded.json");
   CHECK_FALSE(first.closed_by_proxy());  // still slow and still there: the attack held
   CHECK_FALSE(second.closed_by_proxy());
   first.stop();
   second.stop();
-  const LoadFigures baseline = run_load(pool.dir, pool.listen, "baseline.json");
+  const LoadFigures baseline = run_load(dir, pool.listen(), "baseline.json");
   INFO("baseline: " << baseline.report);
   INFO("beside 2 " << what << ": " << loaded.report);
-  INFO(pool.proxy.process().log());
+  INFO(pool.proxy().log());
   const double ratio = baseline.throughput > 0 ? loaded.throughput / baseline.throughput : 0;
   WARN("throughput beside 2 " << what << " / baseline: " << ratio << " (" << loaded.throughput
                               << " / " << baseline.throughput << " req/s)");
@@ -233,25 +208,29 @@ int request_and_stall(const Address& address, const std::string& request) {
 
 TEST_CASE("clients that trickle their bodies hold no worker", "[security][slow-clients]") {
   // client_timeout is long so that only buffering, not the budget, is tried here.
-  TwoWorkerPool pool("client_timeout = \"30s\"\nqueue_timeout = \"2s\"");
+  TempDir dir;
+  ProxiedWorkers pool(dir, {.workers = {"w1", "w2"},
+                            .pool_keys = "client_timeout = \"30s\"\nqueue_timeout = \"2s\""});
   SlowClient first;
   SlowClient second;
-  first.trickle_body(pool.listen, 100, 1, 3s);
-  second.trickle_body(pool.listen, 100, 1, 3s);
-  check_throughput_beside(pool, first, second, "body tricklers");
+  first.trickle_body(pool.listen(), 100, 1, 3s);
+  second.trickle_body(pool.listen(), 100, 1, 3s);
+  check_throughput_beside(dir, pool, first, second, "body tricklers");
 }
 
 TEST_CASE("clients that read their responses slowly hold no worker", "[security][slow-clients]") {
   // 8 MiB: more than the kernel's socket buffers take on loopback (a few MiB
   // once autotuned), which is what pins a worker without read-ahead; and less
   // than response_buffer, so that the proxy takes it whole and frees the worker.
-  TwoWorkerPool pool(
-      "client_timeout = \"30s\"\nqueue_timeout = \"2s\"\nresponse_buffer = \"16MiB\"");
+  TempDir dir;
+  ProxiedWorkers pool(dir, {.workers = {"w1", "w2"},
+                            .pool_keys = "client_timeout = \"30s\"\nqueue_timeout = "
+                                         "\"2s\"\nresponse_buffer = \"16MiB\""});
   SlowClient first;
   SlowClient second;
-  first.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
-  second.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
-  check_throughput_beside(pool, first, second, "slow readers");
+  first.read_slowly(pool.listen(), 8 << 20, 1024, 500ms);
+  second.read_slowly(pool.listen(), 8 << 20, 1024, 500ms);
+  check_throughput_beside(dir, pool, first, second, "slow readers");
 }
 
 TEST_CASE("clients that read large responses slowly hold no worker: the rest waits on disk",
@@ -259,32 +238,29 @@ TEST_CASE("clients that read large responses slowly hold no worker: the rest wai
   // The default response_buffer (256 KiB) and 8 MiB responses: past the
   // buffer and the kernel's, the response goes to spill_dir, and the worker
   // is free as soon as it has sent it all.
-  TempDir spill_root;
-  TwoWorkerPool pool("client_timeout = \"30s\"\nqueue_timeout = \"2s\"", spill_keys(spill_root));
+  TempDir dir;
+  ProxiedWorkers pool(dir, {.workers = {"w1", "w2"},
+                            .pool_keys = "client_timeout = \"30s\"\nqueue_timeout = \"2s\"",
+                            .proxy_keys = spill_keys(dir)});
   SlowClient first;
   SlowClient second;
-  first.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
-  second.read_slowly(pool.listen, 8 << 20, 1024, 500ms);
-  check_throughput_beside(pool, first, second, "slow readers of 8 MiB");
+  first.read_slowly(pool.listen(), 8 << 20, 1024, 500ms);
+  second.read_slowly(pool.listen(), 8 << 20, 1024, 500ms);
+  check_throughput_beside(dir, pool, first, second, "slow readers of 8 MiB");
 }
 
 TEST_CASE("a response held on disk for a slow client reaches it whole",
           "[security][slow-clients]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     one_pool_config({.listen = listen,
-                                      .backends = {worker.address()},
-                                      .pool_keys = "client_timeout = \"30s\"",
-                                      .proxy_keys = spill_keys(dir)}),
-                     listen);
+  ProxiedWorkers pool(dir,
+                      {.pool_keys = "client_timeout = \"30s\"", .proxy_keys = spill_keys(dir)});
+  const Address& listen = pool.listen();
   constexpr std::size_t kSize = 16 << 20;
   const int fd = request_and_stall(listen, get_request("/big?size=" + std::to_string(kSize)));
   REQUIRE(fd >= 0);
   // The only worker is free again while the client has read nothing.
   const Response other = send_request(listen, get_request("/other"), 10s);
-  INFO(proxy.process().log());
+  INFO(pool.proxy().log());
   CHECK(other.status() == 200);
   // Now the client reads it all: every byte, in order.
   const Response slow = read_response(fd, 60s);
@@ -296,23 +272,18 @@ TEST_CASE("a response held on disk for a slow client reaches it whole",
 TEST_CASE("at spill_limit a response still arrives whole, its worker waiting for the client",
           "[security][slow-clients]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     one_pool_config({.listen = listen,
-                                      .backends = {worker.address()},
-                                      .pool_keys = "client_timeout = \"30s\"",
-                                      .proxy_keys = spill_keys(dir, "spill_limit = \"1MiB\"")}),
-                     listen);
+  ProxiedWorkers pool(dir, {.pool_keys = "client_timeout = \"30s\"",
+                            .proxy_keys = spill_keys(dir, "spill_limit = \"1MiB\"")});
+  const Address& listen = pool.listen();
   constexpr std::size_t kSize = 16 << 20;
   const int fd = request_and_stall(listen, get_request("/big?size=" + std::to_string(kSize)));
   REQUIRE(fd >= 0);
   CHECK(eventually(
       [&] {
-        return proxy.process().log().find("cannot hold more of a response") != std::string::npos;
+        return pool.proxy().log().find("cannot hold more of a response") != std::string::npos;
       },
       20s));
-  INFO(proxy.process().log());
+  INFO(pool.proxy().log());
   const Response slow = read_response(fd, 60s);
   ::close(fd);
   CHECK(slow.status() == 200);
@@ -349,39 +320,32 @@ TEST_CASE("a spill_dir that cannot hold files stops scgi-proxy at start, naming 
 TEST_CASE("a body trickled past body_buffer is cut by client_min_rate and its worker freed",
           "[security][slow-clients]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     one_pool_config({.listen = listen,
-                                      .backends = {worker.address()},
-                                      .pool_keys = "body_buffer = \"1KiB\"\nclient_timeout = "
-                                                   "\"2s\"\nclient_min_rate = \"8KiB\""}),
-                     listen);
+  ProxiedWorkers pool(
+      dir,
+      {.pool_keys = "body_buffer = \"1KiB\"\nclient_timeout = \"2s\"\nclient_min_rate = \"8KiB\""});
+  const Address& listen = pool.listen();
   // 2 KiB at once (past body_buffer: the slot is taken), then a byte every
   // 500 ms: no gap reaches client_timeout, only the rate fails.
   SlowClient trickler;
   trickler.trickle_body(listen, 4096, 2048, 500ms, 40s);
   REQUIRE(eventually([&] { return trickler.started(); }, 10s));
-  INFO(proxy.process().log());
+  INFO(pool.proxy().log());
   CHECK(trickler.wait_closed(20s));
   // The worker is free again: a request is served at once.
   const Response response = send_request(listen, get_request("/after"), 5s);
   CHECK(response.status() == 200);
-  CHECK(eventually(
-      [&] { return proxy.process().log().find("client_min_rate") != std::string::npos; }, 5s));
+  CHECK(eventually([&] { return pool.proxy().log().find("client_min_rate") != std::string::npos; },
+                   5s));
 }
 
 TEST_CASE("a response read slowly past response_buffer is cut by client_min_rate",
           "[security][slow-clients]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     one_pool_config({.listen = listen,
-                                      .backends = {worker.address()},
-                                      .pool_keys = "response_buffer = \"16KiB\"\nclient_timeout = "
-                                                   "\"2s\"\nclient_min_rate = \"64KiB\""}),
-                     listen);
+  ProxiedWorkers pool(
+      dir,
+      {.pool_keys =
+           "response_buffer = \"16KiB\"\nclient_timeout = \"2s\"\nclient_min_rate = \"64KiB\""});
+  const Address& listen = pool.listen();
   SlowClient reader;
   reader.read_slowly(listen, 32 << 20, 256, 500ms, 60s);
   REQUIRE(eventually([&] { return reader.started(); }, 10s));
@@ -389,11 +353,10 @@ TEST_CASE("a response read slowly past response_buffer is cut by client_min_rate
   // the proxy's side, its log line and a worker free again.
   CHECK(eventually(
       [&] {
-        return proxy.process().log().find("client too slow reading its response") !=
-               std::string::npos;
+        return pool.proxy().log().find("client too slow reading its response") != std::string::npos;
       },
       40s));
-  INFO(proxy.process().log());
+  INFO(pool.proxy().log());
   const Response response = send_request(listen, get_request("/after"), 5s);
   CHECK(response.status() == 200);
 }
@@ -401,17 +364,11 @@ TEST_CASE("a response read slowly past response_buffer is cut by client_min_rate
 TEST_CASE("a slow backend is not the client's fault: its time never counts against the client",
           "[security][slow-clients]") {
   TempDir dir;
-  SampleWorker worker(dir, "w1");
-  const Address listen = loopback(free_port());
-  ProxyProcess proxy(dir,
-                     one_pool_config({.listen = listen,
-                                      .backends = {worker.address()},
-                                      .pool_keys = "client_timeout = \"1s\"\nclient_min_rate = "
-                                                   "\"1MiB\""}),
-                     listen);
+  ProxiedWorkers pool(dir, {.pool_keys = "client_timeout = \"1s\"\nclient_min_rate = \"1MiB\""});
+  const Address& listen = pool.listen();
   // 8 pieces of 1 KiB, 400 ms apart: 2.8 s of a backend generating slowly.
   const Response dripped = send_request(listen, get_request("/drip?size=8192&drip_ms=400"), 20s);
-  INFO(proxy.process().log());
+  INFO(pool.proxy().log());
   CHECK(dripped.status() == 200);
   CHECK(dripped.body().size() == 8192);
   // A backend that thinks for 2.5 s before answering a request with a body.

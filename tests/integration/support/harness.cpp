@@ -1,11 +1,13 @@
 #include "harness.hpp"
 
+#include <atomic>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 namespace scgi::test {
@@ -38,7 +40,7 @@ std::string built_binary(const std::string& name) {
 }
 
 SampleWorker::SampleWorker(const TempDir& dir, const std::string& name)
-    : address_(loopback(free_port())) {
+    : name_(name), address_(loopback(free_port())) {
   process_ = Process::start(
       {built_binary("scgi-sample-worker"), "--port", std::to_string(address_.port), "--name", name},
       dir.file(name + ".log"));
@@ -90,6 +92,102 @@ std::string toml_addresses(const std::vector<Address>& addresses) {
   for (std::size_t i = 0; i < addresses.size(); ++i)
     out += (i ? ", \"" : "\"") + addresses[i].to_string() + "\"";
   return out + "]";
+}
+
+namespace {
+
+std::vector<SampleWorker> start_sample_workers(const TempDir& dir,
+                                               const std::vector<std::string>& names) {
+  std::vector<SampleWorker> workers;
+  workers.reserve(names.size());
+  for (const std::string& name : names)
+    workers.emplace_back(dir, name);
+  return workers;
+}
+
+std::vector<Address> backends_of(const std::vector<SampleWorker>& workers,
+                                 const std::vector<Address>& more) {
+  std::vector<Address> backends;
+  for (const SampleWorker& worker : workers)
+    backends.push_back(worker.address());
+  backends.insert(backends.end(), more.begin(), more.end());
+  return backends;
+}
+
+}  // namespace
+
+ProxiedWorkers::ProxiedWorkers(const TempDir& dir, ProxiedWorkersSpec spec)
+    : workers_(start_sample_workers(dir, spec.workers)),
+      listen_(loopback(free_port())),
+      metrics_port_(free_port()),
+      access_log_(dir.file("access.log")),
+      proxy_(dir,
+             one_pool_config({.listen = listen_,
+                              .backends = backends_of(workers_, spec.more_backends),
+                              .pool_keys = spec.pool_keys,
+                              .metrics_port = metrics_port_,
+                              .access_log = access_log_,
+                              .proxy_keys = spec.proxy_keys}),
+             listen_) {}
+
+SampleWorker& ProxiedWorkers::worker(const std::string& name) {
+  for (SampleWorker& worker : workers_)
+    if (worker.name() == name) return worker;
+  throw std::invalid_argument("no sample worker named " + name);
+}
+
+std::string ProxiedWorkers::config(const std::vector<Address>& backends,
+                                   const std::string& pool_keys) const {
+  return one_pool_config({.listen = listen_,
+                          .backends = backends,
+                          .pool_keys = pool_keys,
+                          .metrics_port = metrics_port_,
+                          .access_log = access_log_});
+}
+
+std::string ProxiedWorkers::scrape() const {
+  return http_get(metrics_port_, "/metrics");
+}
+
+double queue_length(const std::string& scrape) {
+  return metric_value(scrape, R"(scgi_queue_length{pool="app"})");
+}
+
+double in_flight(const std::string& scrape, const Address& backend) {
+  return metric_value(
+      scrape, R"(scgi_requests_in_flight{backend=")" + backend.to_string() + R"(",pool="app"})");
+}
+
+double outcomes(const std::string& scrape, const std::string& outcome) {
+  return metric_value(scrape,
+                      R"(scgi_request_outcomes_total{outcome=")" + outcome + R"(",pool="app"})");
+}
+
+double metric_sum(const std::string& scrape, const std::string& name) {
+  std::istringstream in(scrape);
+  double sum = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.compare(0, name.size(), name) != 0 || line.size() == name.size()) continue;
+    if (line[name.size()] != '{' && line[name.size()] != ' ') continue;
+    const auto space = line.rfind(' ');
+    sum += std::stod(line.substr(space + 1));
+  }
+  return sum;
+}
+
+std::vector<std::map<std::string, std::string>> access_log_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::map<std::string, std::string>> lines;
+  for (std::string line; std::getline(in, line);) {
+    std::map<std::string, std::string> fields;
+    std::istringstream words(line);
+    for (std::string word; words >> word;) {
+      const auto eq = word.find('=');
+      if (eq != std::string::npos) fields[word.substr(0, eq)] = word.substr(eq + 1);
+    }
+    lines.push_back(fields);
+  }
+  return lines;
 }
 
 Process start_load(const TempDir& dir, const Address& target, const std::string& duration,
@@ -154,6 +252,41 @@ ManagerProcess::ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_w
     throw std::runtime_error("scgi-manager did not start: " + process_.log());
 }
 
+CtlRun run_scgictl(const TempDir& dir, const std::vector<std::string>& arguments,
+                   const CtlOptions& options) {
+  static std::atomic<int> runs = 0;
+  const std::string name = "scgictl-" + std::to_string(++runs);
+  std::vector<std::string> argv = options.prefix;
+  argv.push_back(built_binary("scgictl"));
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  Process process =
+      Process::start(argv, dir.file(name + ".out"), options.env, dir.file(name + ".err"));
+  const auto status = process.wait(options.timeout);
+  if (!status) process.stop(SIGKILL, 1s);
+  CtlRun run;
+  if (status && WIFEXITED(*status)) run.exit_code = WEXITSTATUS(*status);
+  run.out = process.log();
+  std::ifstream err(dir.file(name + ".err"));
+  std::stringstream text;
+  text << err.rdbuf();
+  run.err = text.str();
+  return run;
+}
+
+CtlRun scgictl(const TempDir& dir, const ManagerProcess& manager,
+               const std::vector<std::string>& arguments, const CtlOptions& options) {
+  std::vector<std::string> with_socket{"--socket", manager.control_socket()};
+  with_socket.insert(with_socket.end(), arguments.begin(), arguments.end());
+  return run_scgictl(dir, with_socket, options);
+}
+
+std::vector<std::string> scgictl_command(const ManagerProcess& manager,
+                                         const std::vector<std::string>& arguments) {
+  std::vector<std::string> argv{built_binary("scgictl"), "--socket", manager.control_socket()};
+  argv.insert(argv.end(), arguments.begin(), arguments.end());
+  return argv;
+}
+
 std::string ManagerProcess::scrape() const {
   return http_get(metrics_port_, "/metrics");
 }
@@ -165,6 +298,10 @@ double ManagerProcess::workers(const std::string& state) const {
 double ManagerProcess::restarts(const std::string& reason) const {
   return metric_value(scrape(),
                       "scgi_worker_restarts_total{pool=\"app\",reason=\"" + reason + "\"}");
+}
+
+double ManagerProcess::served() const {
+  return outcomes(scrape(), "served");
 }
 
 bool ManagerProcess::wait_workers(const std::string& state, int count,

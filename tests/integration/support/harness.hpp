@@ -1,11 +1,12 @@
 // The pieces every integration test starts: a scratch folder, sample workers
 // on free ports, scgi-proxy or scgi-manager with a configuration written for
-// the test, and scgi-load runs.
+// the test, scgictl and scgi-load runs.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,9 +39,11 @@ class SampleWorker {
  public:
   SampleWorker(const TempDir& dir, const std::string& name);
   const Address& address() const { return address_; }
+  const std::string& name() const { return name_; }
   Process& process() { return process_; }
 
  private:
+  std::string name_;
   Address address_;
   Process process_;
 };
@@ -79,6 +82,48 @@ std::string one_pool_config(const OnePool& spec);
 // TOML list of quoted addresses: ["127.0.0.1:1", "127.0.0.1:2"].
 std::string toml_addresses(const std::vector<Address>& addresses);
 
+// The usual proxy test: sample workers named `workers` behind scgi-proxy, its
+// one pool "app" made of them (then `more_backends`), with metrics on a free
+// port and an access log in the test's folder.
+struct ProxiedWorkersSpec {
+  std::vector<std::string> workers{"w1"};
+  std::vector<Address> more_backends{};  // after the workers, e.g. one nothing listens on
+  std::string pool_keys{};               // more lines for [[pool]], e.g. "concurrency = 1"
+  std::string proxy_keys{};              // more lines for [proxy]
+};
+
+class ProxiedWorkers {
+ public:
+  ProxiedWorkers(const TempDir& dir, ProxiedWorkersSpec spec = {});
+  const Address& listen() const { return listen_; }
+  // The sample worker named `name`.
+  SampleWorker& worker(const std::string& name);
+  Process& proxy() { return proxy_.process(); }
+  const std::string& access_log() const { return access_log_; }
+  // Its configuration with other backends and pool keys, for a reload (the file
+  // is "proxy.toml" in the test's folder): the same listen, metrics and access log.
+  std::string config(const std::vector<Address>& backends, const std::string& pool_keys) const;
+  // One scrape of /metrics.
+  std::string scrape() const;
+
+ private:
+  std::vector<SampleWorker> workers_;
+  Address listen_;
+  std::uint16_t metrics_port_;
+  std::string access_log_;
+  ProxyProcess proxy_;
+};
+
+// Series of pool "app" in a scrape that tests wait on; -1 when absent.
+double queue_length(const std::string& scrape);
+double in_flight(const std::string& scrape, const Address& backend);
+double outcomes(const std::string& scrape, const std::string& outcome);
+// The sum of every series of `name` (all its label sets); 0 when none.
+double metric_sum(const std::string& scrape, const std::string& name);
+
+// The key=value fields of each line of an access log.
+std::vector<std::map<std::string, std::string>> access_log_lines(const std::string& path);
+
 // scgi-load in the background (closed loop, 8 connections, --json); `extra`
 // are more of its options, e.g. {"--query", "sleep_ms=2"}.
 Process start_load(const TempDir& dir, const Address& target, const std::string& duration,
@@ -112,6 +157,8 @@ class ManagerProcess {
   double workers(const std::string& state) const;
   // scgi_worker_restarts_total{pool="app",reason=REASON}.
   double restarts(const std::string& reason) const;
+  // Requests of "app" served so far (scgi_request_outcomes_total, served).
+  double served() const;
   // Waits until `count` workers of "app" are in `state`.
   bool wait_workers(const std::string& state, int count, std::chrono::milliseconds timeout = 20s);
   // The worker processes it runs now (its direct children).
@@ -125,6 +172,30 @@ class ManagerProcess {
 };
 
 std::string managed_pool_config(const ManagedPool& spec, const std::string& control_socket);
+
+// One scgictl run, to its end.
+struct CtlRun {
+  int exit_code = -1;  // -1: killed by a signal, or still running at the timeout (then killed)
+  std::string out;     // its stdout
+  std::string err;     // its stderr
+};
+
+struct CtlOptions {
+  std::vector<std::string> prefix{};         // run through this, e.g. setpriv as another user
+  std::map<std::string, std::string> env{};  // added to the test's own, e.g. SCGI_SOCKET
+  std::chrono::milliseconds timeout = 60s;
+};
+
+// scgictl ARGUMENTS, with no socket chosen for it (`arguments` or SCGI_SOCKET in
+// options.env may choose one); waits for its end. Its output stays in `dir`.
+CtlRun run_scgictl(const TempDir& dir, const std::vector<std::string>& arguments,
+                   const CtlOptions& options = {});
+// scgictl on `manager`'s control socket.
+CtlRun scgictl(const TempDir& dir, const ManagerProcess& manager,
+               const std::vector<std::string>& arguments, const CtlOptions& options = {});
+// The command line of that run, for one the test starts itself (logs -f, top).
+std::vector<std::string> scgictl_command(const ManagerProcess& manager,
+                                         const std::vector<std::string>& arguments);
 
 // The sample worker as a pool's command.
 std::vector<std::string> sample_worker_command(std::vector<std::string> extra = {});

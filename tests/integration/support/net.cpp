@@ -201,6 +201,12 @@ std::string get_request(const std::string& uri) {
                        {"REMOTE_ADDR", "127.0.0.1"}});
 }
 
+bool peer_closed(int fd) {
+  char byte;
+  const ssize_t got = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+  return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 RecordingServer::RecordingServer() {
   const std::uint16_t port = free_port();
   address_ = loopback(port);

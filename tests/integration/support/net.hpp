@@ -43,6 +43,9 @@ Response send_request_on(int fd, const std::string& request, std::chrono::millis
 // Reads until close or timeout on a connected socket.
 Response read_response(int fd, std::chrono::milliseconds timeout);
 
+// True when the peer has closed (or reset) a connected socket; never blocks.
+bool peer_closed(int fd);
+
 // A valid GET with the usual CGI variables.
 std::string get_request(const std::string& uri);
 

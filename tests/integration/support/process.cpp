@@ -18,7 +18,7 @@ extern char** environ;
 namespace scgi::test {
 
 Process Process::start(std::vector<std::string> argv, const std::string& log_path,
-                       const std::map<std::string, std::string>& env) {
+                       const std::map<std::string, std::string>& env, const std::string& err_path) {
   // Everything the child needs is prepared before fork: after it, only
   // async-signal-safe calls until exec.
   std::map<std::string, std::string> merged;
@@ -41,13 +41,37 @@ Process Process::start(std::vector<std::string> argv, const std::string& log_pat
     arg_ptrs.push_back(s.data());
   arg_ptrs.push_back(nullptr);
 
-  const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) throw std::runtime_error("cannot open " + log_path + ": " + std::strerror(errno));
+  const auto open_log = [](const std::string& path) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      const int error = errno;
+      throw std::runtime_error("cannot open " + path + ": " + std::strerror(error));
+    }
+    return fd;
+  };
+  const int log_fd = open_log(log_path);
+  int err_fd = log_fd;
+  if (!err_path.empty()) {
+    try {
+      err_fd = open_log(err_path);
+    } catch (...) {
+      ::close(log_fd);
+      throw;
+    }
+  }
+  const auto close_logs = [&] {
+    ::close(log_fd);
+    if (err_fd != log_fd) ::close(err_fd);
+  };
   const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid < 0) {
+    const int error = errno;
+    close_logs();
+    throw std::runtime_error(std::string("fork: ") + std::strerror(error));
+  }
   if (pid == 0) {
     ::dup2(log_fd, STDOUT_FILENO);
-    ::dup2(log_fd, STDERR_FILENO);
+    ::dup2(err_fd, STDERR_FILENO);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     if (null_fd >= 0) ::dup2(null_fd, STDIN_FILENO);
     ::setpgid(0, 0);  // its own group: a test's Ctrl-C does not reach it twice
@@ -56,7 +80,7 @@ Process Process::start(std::vector<std::string> argv, const std::string& log_pat
     (void)!::write(STDERR_FILENO, message, sizeof message - 1);
     ::_exit(127);
   }
-  ::close(log_fd);
+  close_logs();
   Process process;
   process.pid_ = pid;
   process.log_path_ = log_path;

@@ -16,10 +16,12 @@ using namespace std::chrono_literals;
 
 class Process {
  public:
-  // argv[0] is a path (or a name found on PATH). stdout and stderr go to `log_path`.
-  // `env` is added to (or overrides) the test's own environment.
+  // argv[0] is a path (or a name found on PATH). stdout and stderr go to `log_path`,
+  // or stderr to `err_path` when one is given. `env` is added to (or overrides)
+  // the test's own environment.
   static Process start(std::vector<std::string> argv, const std::string& log_path,
-                       const std::map<std::string, std::string>& env = {});
+                       const std::map<std::string, std::string>& env = {},
+                       const std::string& err_path = "");
 
   Process() = default;
   Process(Process&& other) noexcept;
@@ -50,6 +52,11 @@ bool exited_with(int wait_status, int code);
 template <class F>
 bool eventually(F condition, std::chrono::milliseconds timeout = 10s);
 
+// Checks `condition` every 10 ms for `period`; true when it held every time. For
+// "nothing happens": `period` is a window in which the failure would show.
+template <class F>
+bool holds_for(F condition, std::chrono::milliseconds period);
+
 }  // namespace scgi::test
 
 #include <thread>
@@ -59,6 +66,16 @@ bool scgi::test::eventually(F condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+template <class F>
+bool scgi::test::holds_for(F condition, std::chrono::milliseconds period) {
+  const auto deadline = std::chrono::steady_clock::now() + period;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!condition()) return false;
     std::this_thread::sleep_for(10ms);
   }
   return condition();
