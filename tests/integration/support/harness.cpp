@@ -128,7 +128,11 @@ ProxiedWorkers::ProxiedWorkers(const TempDir& dir, ProxiedWorkersSpec spec)
                               .metrics_port = metrics_port_,
                               .access_log = access_log_,
                               .proxy_keys = spec.proxy_keys}),
-             listen_) {}
+             listen_) {
+  // The pool listens before /metrics does: a test may read metrics at once.
+  if (!eventually([&] { return scrape().find("scgi_queue_capacity") != std::string::npos; }, 20s))
+    throw std::runtime_error("scgi-proxy's /metrics did not answer: " + proxy_.process().log());
+}
 
 SampleWorker& ProxiedWorkers::worker(const std::string& name) {
   for (SampleWorker& worker : workers_)
