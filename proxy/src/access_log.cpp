@@ -1,4 +1,4 @@
-#include "scgi/proxy/access_log.hpp"
+#include "access_log.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "scgi/proxy/balancer.hpp"
+#include "balancer.hpp"
 
 namespace scgi::proxy {
 

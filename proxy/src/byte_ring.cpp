@@ -1,4 +1,4 @@
-#include "scgi/proxy/byte_ring.hpp"
+#include "byte_ring.hpp"
 
 #include <algorithm>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "scgi/proxy/client_budget.hpp"
+#include "client_budget.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "scgi/proxy/exchange.hpp"
+#include "exchange.hpp"
 
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -15,17 +15,17 @@
 #include <variant>
 #include <vector>
 
+#include "access_log.hpp"
+#include "byte_ring.hpp"
+#include "client_budget.hpp"
+#include "local_shortage.hpp"
+#include "response_spill.hpp"
 #include "scgi/error_response.hpp"
 #include "scgi/log.hpp"
-#include "scgi/proxy/access_log.hpp"
-#include "scgi/proxy/byte_ring.hpp"
-#include "scgi/proxy/client_budget.hpp"
-#include "scgi/proxy/local_shortage.hpp"
 #include "scgi/proxy/pool.hpp"
-#include "scgi/proxy/response_spill.hpp"
-#include "scgi/proxy/watchdog.hpp"
 #include "scgi/request_parser.hpp"
 #include "scgi/response_head.hpp"
+#include "watchdog.hpp"
 
 namespace scgi::proxy {
 namespace {

@@ -1,4 +1,4 @@
-#include "scgi/proxy/listener.hpp"
+#include "listener.hpp"
 
 #include <asio/basic_socket_acceptor.hpp>
 #include <asio/co_spawn.hpp>
@@ -18,8 +18,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "local_shortage.hpp"
 #include "scgi/log.hpp"
-#include "scgi/proxy/local_shortage.hpp"
 #include "scgi/units.hpp"
 
 namespace scgi::proxy {

@@ -1,7 +1,7 @@
 // scgi-proxy: balances SCGI requests across backends it does not run (fixed
 // addresses or DNS). Thin: the command line, the configuration, then the library.
-#include "scgi/daemon_main.hpp"
-#include "scgi/proxy/proxy_daemon.hpp"
+#include "proxy_daemon.hpp"
+#include "scgi/runtime/daemon_main.hpp"
 
 int main(int argc, char** argv) {
   const scgi::DaemonInfo info{"scgi-proxy",

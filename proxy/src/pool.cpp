@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "scgi/proxy/balancer.hpp"
+#include "balancer.hpp"
 
 // Why the pool is race-free and cheap (read this before changing it):
 //

@@ -1,13 +1,13 @@
-#include "scgi/proxy/proxy_daemon.hpp"
+#include "proxy_daemon.hpp"
 
 #include <asio/io_context.hpp>
 
 #include <csignal>
 
 #include "scgi/log.hpp"
-#include "scgi/proxy/daemon_signals.hpp"
-#include "scgi/proxy/metrics_server.hpp"
 #include "scgi/proxy/proxy_server.hpp"
+#include "scgi/runtime/daemon_signals.hpp"
+#include "scgi/runtime/metrics_server.hpp"
 
 namespace scgi::proxy {
 namespace {

@@ -1,10 +1,10 @@
-#include "scgi/proxy/proxy_metrics.hpp"
+#include "proxy_metrics.hpp"
 
 #include <string>
 
-#include "scgi/proxy/discovery_stats.hpp"
-#include "scgi/proxy/metric_families.hpp"
+#include "discovery/discovery_stats.hpp"
 #include "scgi/proxy/pool.hpp"
+#include "scgi/runtime/metric_families.hpp"
 
 namespace scgi::proxy {
 namespace {

@@ -9,9 +9,15 @@
 #include <algorithm>
 #include <set>
 
+#include "access_log.hpp"
+#include "discovery/discovery_stats.hpp"
+#include "discovery/dns_discoverer.hpp"
+#include "exchange.hpp"
+#include "listener.hpp"
+#include "proxy_metrics.hpp"
+#include "response_spill.hpp"
 #include "scgi/log.hpp"
-#include "scgi/proxy/connect_probe.hpp"
-#include "scgi/proxy/exchange.hpp"
+#include "scgi/runtime/connect_probe.hpp"
 
 namespace scgi::proxy {
 namespace {
@@ -28,7 +34,10 @@ std::uint32_t thread_count_for(std::uint32_t configured) {
 
 }  // namespace
 
-ProxyServer::ProxyServer(asio::io_context& control, std::uint32_t threads) : control_(control) {
+ProxyServer::ProxyServer(asio::io_context& control, std::uint32_t threads)
+    : control_(control),
+      spill_space_(std::make_unique<SpillSpace>()),
+      access_log_(std::make_unique<AccessLog>()) {
   const std::uint32_t count = thread_count_for(threads);
   for (std::uint32_t i = 0; i < count; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
@@ -45,6 +54,10 @@ ProxyServer::~ProxyServer() {
     context->stop();
   for (auto& thread : threads_)
     if (thread.joinable()) thread.join();
+}
+
+std::weak_ptr<prometheus::Collectable> ProxyServer::metrics() const {
+  return metrics_;
 }
 
 std::shared_ptr<Pool> ProxyServer::find_pool(const std::string& name) const {
@@ -84,7 +97,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     new_listeners[pool_config.name] = std::move(listener);
   }
   std::string log_error_text;
-  if (!access_log_.set_target(config.proxy.access_log, log_error_text))
+  if (!access_log_->set_target(config.proxy.access_log, log_error_text))
     errors.push_back(log_error_text);
   // The spill folder is opened and tried only when some response may spill.
   std::optional<SpillFolder> spill_folder;
@@ -100,7 +113,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
   if (!errors.empty()) return false;
 
   // Then the changes, which cannot fail.
-  spill_space_.use(std::move(spill_folder), config.proxy.spill_limit);
+  spill_space_->use(std::move(spill_folder), config.proxy.spill_limit);
   std::set<std::string> wanted;
   for (const PoolConfig& pool_config : config.pools) {
     wanted.insert(pool_config.name);
@@ -285,7 +298,7 @@ void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket) {
   active_.fetch_add(1);
   const auto executor = socket.get_executor();
   LiveExchanges& live = *live_by_context_.at(&executor.context());
-  asio::co_spawn(executor, run_exchange(std::move(socket), pool, access_log_, spill_space_, live),
+  asio::co_spawn(executor, run_exchange(std::move(socket), pool, *access_log_, *spill_space_, live),
                  [this](std::exception_ptr e) {
                    // The last one while stopping wakes shut_down(); sequentially
                    // consistent with its store of stopping_, so one of the two
@@ -384,7 +397,7 @@ asio::awaitable<void> ProxyServer::probe_until_up(std::weak_ptr<Pool> weak_pool,
 
 void ProxyServer::reopen_logs() {
   std::string error;
-  if (!access_log_.reopen(error)) log_error("{}", error);
+  if (!access_log_->reopen(error)) log_error("{}", error);
 }
 
 asio::awaitable<void> ProxyServer::shut_down(std::chrono::milliseconds timeout) {

@@ -1,4 +1,4 @@
-#include "scgi/proxy/response_spill.hpp"
+#include "response_spill.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

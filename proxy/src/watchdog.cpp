@@ -1,4 +1,4 @@
-#include "scgi/proxy/watchdog.hpp"
+#include "watchdog.hpp"
 
 namespace scgi::proxy {
 

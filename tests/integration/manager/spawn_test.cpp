@@ -15,8 +15,8 @@
 #include <sstream>
 
 #include "../support/harness.hpp"
-#include "scgi/manager/worker_spawn.hpp"
 #include "scgi/request_writer.hpp"
+#include "worker_spawn.hpp"
 
 using namespace scgi;
 using namespace scgi::manager;

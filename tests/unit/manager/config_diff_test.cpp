@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "scgi/manager/config_diff.hpp"
+#include "config_diff.hpp"
 
 using namespace scgi;
 using namespace scgi::manager;

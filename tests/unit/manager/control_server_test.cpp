@@ -20,14 +20,14 @@
 #include <thread>
 #include <vector>
 
+#include "control_client.hpp"
 #include "scgi/control_protocol.hpp"
-#include "scgi/manager/control_client.hpp"
 #include "scripted_control.hpp"
 
 using namespace scgi;
 using namespace scgi::test;
 using namespace std::chrono_literals;
-using manager::ControlClient;
+using ctl::ControlClient;
 using nlohmann::json;
 
 namespace {

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-#include "scgi/manager/manager_metrics.hpp"
+#include "manager_metrics.hpp"
 
 using scgi::control::PoolStatus;
 using scgi::control::WorkerStatus;

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "scgi/manager/output_lines.hpp"
+#include "output_lines.hpp"
 
 using scgi::manager::format_output_line;
 using scgi::manager::OutputLines;

@@ -12,8 +12,8 @@
 #include <functional>
 #include <string>
 
-#include "scgi/manager/process_stats.hpp"
-#include "scgi/manager/usage_sampler.hpp"
+#include "process_stats.hpp"
+#include "usage_sampler.hpp"
 
 using scgi::manager::read_all_group_usage;
 using scgi::manager::read_group_usage;

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "scgi/manager/runtime_folder.hpp"
+#include "runtime_folder.hpp"
 
 namespace fs = std::filesystem;
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "scgi/manager/scaler.hpp"
+#include "scaler.hpp"
 
 using namespace scgi::manager;
 using namespace std::chrono_literals;

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "scgi/manager/socket_owner.hpp"
+#include "socket_owner.hpp"
 
 using scgi::manager::loopback_listener_uids;
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "scgi/manager/traffic_window.hpp"
+#include "traffic_window.hpp"
 
 using namespace scgi;
 using namespace scgi::manager;

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "scgi/manager/output_lines.hpp"
-#include "scgi/manager/worker_logs.hpp"
+#include "output_lines.hpp"
+#include "worker_logs.hpp"
 
 using scgi::manager::OutputLines;
 using scgi::manager::WorkerLogs;

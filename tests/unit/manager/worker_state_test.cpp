@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "scgi/manager/restart_policy.hpp"
-#include "scgi/manager/worker_state.hpp"
+#include "restart_policy.hpp"
+#include "worker_state.hpp"
 
 using namespace scgi;
 using namespace scgi::manager;

@@ -10,7 +10,7 @@ using namespace scgi::proxy;
 namespace {
 
 std::shared_ptr<Backend> backend(const std::string& address, const std::string& label = {}) {
-  return std::make_shared<Backend>(address, std::vector<Endpoint>{}, 1, label);
+  return std::make_shared<Backend>(address, std::vector<scgi::Endpoint>{}, 1, label);
 }
 
 }  // namespace

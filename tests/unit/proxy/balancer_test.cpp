@@ -4,7 +4,7 @@
 #include <random>
 #include <vector>
 
-#include "scgi/proxy/balancer.hpp"
+#include "balancer.hpp"
 
 using scgi::proxy::Candidate;
 using scgi::proxy::choose_least_busy;

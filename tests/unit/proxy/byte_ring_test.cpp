@@ -3,7 +3,7 @@
 #include <cstring>
 #include <string>
 
-#include "scgi/proxy/byte_ring.hpp"
+#include "byte_ring.hpp"
 
 using namespace scgi::proxy;
 

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "scgi/proxy/client_budget.hpp"
+#include "client_budget.hpp"
 
 using namespace scgi::proxy;
 using namespace std::chrono_literals;

@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "scgi/proxy/discovery_plan.hpp"
+#include "discovery/discovery_plan.hpp"
 
 using scgi::proxy::Backend;
 using scgi::proxy::EmptyAnswerHold;

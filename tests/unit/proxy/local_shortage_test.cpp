@@ -1,4 +1,4 @@
-#include "scgi/proxy/local_shortage.hpp"
+#include "local_shortage.hpp"
 
 #include <catch2/catch.hpp>
 

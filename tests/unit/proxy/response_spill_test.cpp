@@ -6,7 +6,7 @@
 #include <fstream>
 #include <string>
 
-#include "scgi/proxy/response_spill.hpp"
+#include "response_spill.hpp"
 
 using namespace scgi::proxy;
 

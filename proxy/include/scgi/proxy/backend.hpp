@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "scgi/proxy/endpoint.hpp"
+#include "scgi/runtime/endpoint.hpp"
 
 namespace scgi::proxy {
 

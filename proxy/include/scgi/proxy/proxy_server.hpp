@@ -19,17 +19,24 @@
 #include <vector>
 
 #include "scgi/config.hpp"
-#include "scgi/proxy/access_log.hpp"
-#include "scgi/proxy/discovery_stats.hpp"
-#include "scgi/proxy/dns_discoverer.hpp"
-#include "scgi/proxy/exchange.hpp"
-#include "scgi/proxy/listener.hpp"
-#include "scgi/proxy/notifier.hpp"
 #include "scgi/proxy/pool.hpp"
-#include "scgi/proxy/proxy_metrics.hpp"
-#include "scgi/proxy/response_spill.hpp"
+#include "scgi/runtime/endpoint.hpp"
+#include "scgi/runtime/notifier.hpp"
+
+namespace prometheus {
+class Collectable;
+}
 
 namespace scgi::proxy {
+
+// The proxy's inner parts (proxy/src): the server owns them, users never see them.
+class AccessLog;
+class DiscoveryStats;
+class DnsDiscoverer;
+class Listener;
+class LiveExchanges;
+class ProxyMetrics;
+class SpillSpace;
 
 class ProxyServer {
  public:
@@ -95,7 +102,8 @@ class ProxyServer {
 
   std::shared_ptr<Pool> find_pool(const std::string& name) const;
   std::vector<std::shared_ptr<Pool>> pools() const;
-  const std::shared_ptr<ProxyMetrics>& metrics() const { return metrics_; }
+  // The balancer's metrics, for a /metrics endpoint.
+  std::weak_ptr<prometheus::Collectable> metrics() const;
   std::size_t active_exchanges() const { return active_.load(std::memory_order_relaxed); }
   std::size_t thread_count() const { return contexts_.size(); }
 
@@ -132,7 +140,7 @@ class ProxyServer {
 
   asio::io_context& control_;
   // Before the contexts: the exchanges they may still hold at destruction use these.
-  SpillSpace spill_space_;
+  std::unique_ptr<SpillSpace> spill_space_;
   std::vector<std::unique_ptr<LiveExchanges>> live_;  // one per context, same index
   std::map<const asio::execution_context*, LiveExchanges*> live_by_context_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
@@ -142,7 +150,7 @@ class ProxyServer {
 
   mutable std::mutex pools_mutex_;  // apply() writes, scrapes read
   std::map<std::string, PoolEntry> pools_;
-  AccessLog access_log_;
+  std::unique_ptr<AccessLog> access_log_;
   std::shared_ptr<ProxyMetrics> metrics_;
   std::atomic<std::size_t> active_{0};
   Notifier exchanges_done_;  // control thread: the last exchange ended while stopping

@@ -1,0 +1,42 @@
+#include "scgi/runtime/daemon_signals.hpp"
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <csignal>
+#include <memory>
+
+#include "scgi/log.hpp"
+
+namespace scgi {
+namespace {
+
+using asio::experimental::as_tuple;
+
+asio::awaitable<void> signal_loop(asio::io_context& control, SignalActions actions) {
+  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
+  signals.add(SIGUSR1);
+  for (;;) {
+    auto [ec, signal] = co_await signals.async_wait(as_tuple(asio::use_awaitable));
+    if (ec) co_return;
+    if (signal == SIGHUP) {
+      co_await actions.reload();
+    } else if (signal == SIGUSR1) {
+      actions.reopen_logs();
+    } else {
+      co_await actions.stop(signal);
+      control.stop();
+      co_return;
+    }
+  }
+}
+
+}  // namespace
+
+void handle_daemon_signals(asio::io_context& control, SignalActions actions) {
+  asio::co_spawn(control, signal_loop(control, std::move(actions)), log_failure("signal handling"));
+}
+
+}  // namespace scgi

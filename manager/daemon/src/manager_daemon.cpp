@@ -1,0 +1,86 @@
+#include "manager_daemon.hpp"
+
+#include <asio/io_context.hpp>
+
+#include <csignal>
+
+#include "control_server.hpp"
+#include "manager_metrics.hpp"
+#include "runtime_folder.hpp"
+#include "scgi/log.hpp"
+#include "scgi/proxy/proxy_server.hpp"
+#include "scgi/runtime/daemon_signals.hpp"
+#include "scgi/runtime/metrics_server.hpp"
+#include "supervisor.hpp"
+
+namespace scgi::manager {
+int run_manager_daemon(const std::string& config_path, const Config& config) {
+  ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
+  // Removed at exit, after the supervisor (declared later) is gone.
+  auto runtime_dir = RuntimeFolder::create();
+  if (!runtime_dir) {
+    log_error("{}", runtime_dir.error());
+    return 1;
+  }
+
+  asio::io_context control(1);
+  proxy::ProxyServer server(control, config.proxy.threads);
+  Config running = config;
+  running.path = config_path;
+  Supervisor supervisor(control, server, running, runtime_dir.value().path());
+
+  // First the control socket: if another manager runs on it, start nothing.
+  ControlServer control_server(control, config.manager.control_socket, config.manager.control_group,
+                               supervisor);
+  std::string control_error;
+  if (!control_server.open(control_error)) {
+    log_error("{}", control_error);
+    log_error("not starting: fix the control socket (or stop the manager that uses it)");
+    return 1;
+  }
+
+  // The supervisor's metrics next to the balancer's, on the same /metrics.
+  auto manager_metrics =
+      std::make_shared<ManagerMetrics>([&supervisor] { return supervisor.snapshot(); });
+  std::unique_ptr<MetricsServer> metrics;
+  if (config.metrics.listen) {
+    std::string error;
+    metrics = MetricsServer::start(*config.metrics.listen, error);
+    if (!metrics) {
+      log_error("{}", error);
+      return 1;
+    }
+    metrics->add(server.metrics());
+    metrics->add(manager_metrics);
+    log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
+  }
+  std::vector<std::string> errors;
+  if (!supervisor.start(errors)) {
+    for (const std::string& error : errors)
+      log_error("{}", error);
+    log_error("not starting: fix the errors above");
+    return 1;
+  }
+  server.start();
+  log_info("scgi-manager running: {} pools, {} proxy threads", config.pools.size(),
+           server.thread_count());
+
+  handle_daemon_signals(
+      control, {.reload = [&]() -> asio::awaitable<void> { co_await supervisor.reload(); },
+                .reopen_logs = [&] { supervisor.reopen_logs(); },
+                .stop = [&](int signal) -> asio::awaitable<void> {
+                  const auto timeout = supervisor.shutdown_timeout();
+                  log_info(
+                      "signal {}: stopping; requests in flight finish within {}, then the workers "
+                      "stop",
+                      signal, format_duration(timeout));
+                  co_await server.shut_down(timeout);
+                  co_await supervisor.stop_all();
+                  control_server.close();
+                }});
+  control.run();
+  log_info("scgi-manager stopped");
+  return 0;
+}
+
+}  // namespace scgi::manager

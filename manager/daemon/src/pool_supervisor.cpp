@@ -1,0 +1,978 @@
+#include "pool_supervisor.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/post.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <array>
+
+#include "config_diff.hpp"
+#include "output_lines.hpp"
+#include "process_stats.hpp"
+#include "readiness_probe.hpp"
+#include "scgi/log.hpp"
+#include "socket_owner.hpp"
+#include "worker_logs.hpp"
+#include "worker_spawn.hpp"
+
+namespace scgi::manager {
+namespace {
+
+using asio::experimental::as_tuple;
+using std::chrono::duration_cast;
+
+// "exit status 1", "signal 9 (Killed)".
+std::string describe_wait_status(int status) {
+  if (WIFEXITED(status)) return fmt::format("exit status {}", WEXITSTATUS(status));
+  if (WIFSIGNALED(status))
+    return fmt::format("signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)));
+  return fmt::format("wait status {:#x}", status);
+}
+
+// A worker's stdout or stderr, line by line into the logs, until the pipe
+// closes (the worker and every child that inherited it are gone).
+asio::awaitable<void> capture_output(asio::posix::stream_descriptor pipe, WorkerLogs& logs,
+                                     std::string pool, std::uint32_t index, long pid) {
+  OutputLines lines([&](std::string_view text, bool continued) {
+    logs.write(pool, index, pid, text, continued);
+  });
+  std::array<char, 16 * 1024> buffer;
+  for (;;) {
+    auto [ec, n] =
+        co_await pipe.async_read_some(asio::buffer(buffer), as_tuple(asio::use_awaitable));
+    if (n > 0) lines.feed(std::string_view(buffer.data(), n));
+    if (ec) break;
+  }
+  lines.finish();
+}
+
+// The limit scaled by a factor in [0.9, 1.1], so that workers started together
+// are not all recycled together.
+template <class T>
+T jittered(T limit, std::mt19937& random) {
+  std::uniform_real_distribution<double> factor(0.9, 1.1);
+  return static_cast<T>(static_cast<double>(limit) * factor(random));
+}
+
+}  // namespace
+
+struct PoolSupervisor::Worker {
+  Worker(asio::io_context& control, std::uint32_t index, std::uint32_t instance,
+         RestartBackoff limits)
+      : index(index), instance(instance), backoff(limits), deadline(control) {}
+
+  const std::uint32_t index;     // SCGI_WORKER: its slot in the pool
+  const std::uint32_t instance;  // tells apart a worker and its replacement
+  WorkerState state = WorkerState::stopped;
+  Wanted wanted = Wanted::up;
+  bool replacement = false;  // takes over from another worker of its index once ready
+  bool retiring = false;     // leaves the pool once stopped
+  bool drained_by_hand = false;
+  std::optional<WorkerSocket> socket;
+  std::shared_ptr<PinnedSocket> pinned;     // unix mode: the socket it bound, once checked
+  std::shared_ptr<proxy::Backend> backend;  // while routed
+  pid_t pid = 0;
+  Clock::time_point started_at{};
+  Clock::time_point ready_since{};
+  bool stayed_up_counted = false;
+  Backoff backoff;
+  Milliseconds restart_delay{0};
+  RestartReason failure_reason = RestartReason::exit;
+  std::uint32_t restarts = 0;
+  std::string last_exit;
+  std::uint64_t max_requests = 0;  // jittered limits of this process
+  Milliseconds max_lifetime{0};
+  Clock::time_point recycle_retry_at{};
+  ProcessUsage usage{};
+  // One deadline per worker; `epoch` changes with every state change, so a
+  // timer or probe that reports for an older state is ignored.
+  asio::steady_timer deadline;
+  std::uint64_t epoch = 0;
+  bool feeding = false;
+  std::vector<WorkerEvent> pending;
+};
+
+PoolSupervisor::PoolSupervisor(asio::io_context& control, proxy::ProxyServer& proxy,
+                               PoolConfig config, std::shared_ptr<proxy::Pool> pool,
+                               WorkerLogs& logs, UsageSampler& usage, std::string runtime_dir)
+    : control_(control),
+      config_(std::move(config)),
+      pool_(std::move(pool)),
+      inherited_(pool_->backends()),
+      logs_(logs),
+      usage_(usage),
+      runtime_dir_(std::move(runtime_dir)),
+      target_(config_.min_workers),
+      scaler_(config_.idle_timeout),
+      random_(std::random_device{}()),
+      tick_timer_(control) {
+  // On the control thread, for as long as this supervisor lives.
+  proxy::ProxyServer::PoolListener listener;
+  listener.idle = [this](const std::shared_ptr<proxy::Backend>& backend) {
+    on_backend_idle(backend);
+  };
+  listener.timed_out = [this](const std::shared_ptr<proxy::Backend>& backend,
+                              const std::string& uri, std::chrono::nanoseconds elapsed) {
+    on_backend_timed_out(backend, uri, elapsed);
+  };
+  balancer_reports_ = proxy.subscribe(pool_, std::move(listener));
+}
+
+PoolSupervisor::~PoolSupervisor() {
+  *alive_ = false;
+  alive_.reset();
+}
+
+std::string PoolSupervisor::worker_name(const Worker& worker) const {
+  return fmt::format("{}[{}]", config_.name, worker.index);
+}
+
+void PoolSupervisor::start() {
+  start_toward_target();  // the first few; each tick starts more
+  asio::co_spawn(control_, tick_loop(), log_failure("pool " + config_.name + ": supervision"));
+}
+
+// --- The state machine's driver. ---
+
+void PoolSupervisor::feed(WorkerPtr worker, WorkerEvent event) {
+  // An action may cause another event (a spawn that fails at once): those
+  // queue up and run after the current transition, never inside it.
+  worker->pending.push_back(event);
+  if (worker->feeding) return;
+  worker->feeding = true;
+  while (!worker->pending.empty()) {
+    const WorkerEvent next_event = worker->pending.front();
+    worker->pending.erase(worker->pending.begin());
+    const Transition t = transition(worker->state, next_event, worker->wanted);
+    if (!t.valid) {
+      after_transition(worker);
+      continue;
+    }
+    const WorkerState before = worker->state;
+    worker->state = t.next;
+    if (before != t.next || !t.actions.empty()) {
+      ++worker->epoch;
+      worker->deadline.cancel();
+    }
+    for (const WorkerAction action : t.actions)
+      carry_out(worker, action, next_event);
+    after_transition(worker);
+  }
+  worker->feeding = false;
+  changed_.notify();  // whatever waits on a worker's state looks again
+}
+
+void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action, WorkerEvent cause) {
+  switch (action) {
+    case WorkerAction::spawn:
+      spawn(worker);
+      break;
+    case WorkerAction::probe:
+      probe(worker);
+      break;
+    case WorkerAction::route:
+      route(worker);
+      break;
+    case WorkerAction::drain:
+      drain(worker);
+      break;
+    case WorkerAction::unroute:
+      unroute(worker);
+      break;
+    case WorkerAction::terminate:
+      signal_group(worker, SIGTERM);
+      arm_deadline(worker, config_.stop_timeout, WorkerEvent::stop_timeout);
+      break;
+    case WorkerAction::kill:
+      // After a ready_timeout the failed start has been logged already.
+      if (worker->pid > 0 && cause == WorkerEvent::stop_timeout)
+        log_warn("{}: pid {} did not stop within stop_timeout ({}): SIGKILL", worker_name(*worker),
+                 worker->pid, format_duration(config_.stop_timeout));
+      signal_group(worker, SIGKILL);
+      break;
+    case WorkerAction::count_failure:
+      count_failure(worker);
+      break;
+    case WorkerAction::schedule_restart:
+      if (worker->wanted == Wanted::down) {
+        post_event(worker, WorkerEvent::stop);  // a failed replacement: given up
+      } else {
+        log_info("{}: restarting in {}", worker_name(*worker),
+                 format_duration(worker->restart_delay));
+        arm_deadline(worker, worker->restart_delay, WorkerEvent::backoff_done);
+      }
+      break;
+  }
+}
+
+void PoolSupervisor::after_transition(const WorkerPtr& worker) {
+  // A retiring worker leaves once its process is gone.
+  if (worker->state == WorkerState::stopped && worker->retiring && worker->pid == 0)
+    std::erase(workers_, worker);
+}
+
+void PoolSupervisor::spawn(const WorkerPtr& worker) {
+  // inherit keeps its listening socket across restarts (connections waiting
+  // in its backlog survive); port and unix get a fresh address each time.
+  worker->pinned.reset();  // routed ones linger (see unroute)
+  if (!worker->socket || config_.socket != SocketMode::inherit) {
+    worker->socket.reset();
+    auto socket = WorkerSocket::prepare(config_, worker->index, runtime_dir_, worker->instance);
+    if (!socket) {
+      worker->last_exit = "could not start: " + socket.error();
+      log_error("{}: {}", worker_name(*worker), worker->last_exit);
+      return spawn_failed(worker);
+    }
+    worker->socket.emplace(std::move(socket).value());
+  }
+  int out[2] = {-1, -1};
+  int err[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    worker->last_exit = std::string("could not start: pipe: ") + ::strerror(errno);
+    log_error("{}: {}", worker_name(*worker), worker->last_exit);
+    for (int fd : {out[0], out[1], err[0], err[1]})
+      if (fd >= 0) ::close(fd);
+    return spawn_failed(worker);
+  }
+  auto pid = spawn_worker(config_, worker->index, *worker->socket, {out[1], err[1]});
+  ::close(out[1]);
+  ::close(err[1]);
+  if (!pid) {
+    ::close(out[0]);
+    ::close(err[0]);
+    worker->last_exit = pid.error();
+    log_error("{}", pid.error());
+    return spawn_failed(worker);
+  }
+  worker->pid = pid.value();
+  worker->started_at = Clock::now();
+  worker->stayed_up_counted = false;
+  worker->max_requests = config_.max_requests ? jittered(config_.max_requests, random_) : 0;
+  worker->max_lifetime = Milliseconds(
+      config_.max_lifetime.count() ? jittered(config_.max_lifetime.count(), random_) : 0);
+  worker->usage = {};
+  for (int fd : {out[0], err[0]})
+    asio::co_spawn(control_,
+                   capture_output(asio::posix::stream_descriptor(control_, fd), logs_, config_.name,
+                                  worker->index, worker->pid),
+                   log_failure("output capture"));
+  log_info("{}: started pid {} on {}", worker_name(*worker), worker->pid,
+           worker->socket->address().to_string());
+}
+
+void PoolSupervisor::spawn_failed(const WorkerPtr& worker) {
+  worker->failure_reason = RestartReason::exit;
+  feed(worker, WorkerEvent::spawn_failed);  // runs once the current transition is done
+}
+
+void PoolSupervisor::probe(const WorkerPtr& worker) {
+  if (worker->pid == 0) return;
+  auto owner = worker_uid(config_);
+  if (!owner) {
+    log_error("{}: {}", worker_name(*worker), owner.error());
+    return;
+  }
+  const std::uint64_t epoch = worker->epoch;
+  const auto deadline = Clock::now() + config_.ready_timeout;
+  std::weak_ptr<Worker> weak = worker;
+  std::weak_ptr<bool> alive = alive_;
+  asio::co_spawn(
+      control_,
+      wait_until_ready(control_.get_executor(), probe_checks(worker, owner.value()), deadline),
+      [this, weak, alive, epoch](std::exception_ptr e, Readiness readiness) {
+        auto worker = weak.lock();
+        if (e || !alive.lock() || !worker || worker->epoch != epoch) return;
+        switch (readiness.outcome) {
+          case Readiness::Outcome::ready:
+            return feed(worker, WorkerEvent::became_ready);
+          case Readiness::Outcome::timed_out:
+            log_error(
+                "{}: pid {} did not accept connections within ready_timeout ({}): "
+                "a failed start",
+                worker_name(*worker), worker->pid, format_duration(config_.ready_timeout));
+            worker->last_exit = "not ready within ready_timeout";
+            break;
+          case Readiness::Outcome::refused:
+            log_error("{}: pid {}: {}: a failed start", worker_name(*worker), worker->pid,
+                      readiness.refusal);
+            worker->last_exit = "refused: " + readiness.refusal;
+            break;
+        }
+        worker->pinned.reset();
+        worker->failure_reason = RestartReason::health;
+        feed(worker, WorkerEvent::ready_timeout);
+      });
+}
+
+// What the probe may trust where the worker binds its socket itself: in unix
+// mode the socket file must be a socket of the pool's user (pinned, and the
+// peer of the connection that user); in port mode every listener that may
+// take 127.0.0.1:PORT must be the pool's user, or another local user who took
+// the port first would receive the pool's requests.
+ProbeChecks PoolSupervisor::probe_checks(const WorkerPtr& worker, uid_t owner) {
+  std::weak_ptr<Worker> weak = worker;
+  const std::uint64_t epoch = worker->epoch;
+  const SocketMode mode = config_.socket;
+  ProbeChecks checks;
+  checks.locate = [weak, epoch, owner, mode]() -> ProbeTarget {
+    auto worker = weak.lock();
+    if (!worker || worker->epoch != epoch || !worker->socket)
+      return {{}, "the worker was stopped meanwhile"};
+    Address address = worker->socket->address();
+    if (mode == SocketMode::unix_socket) {
+      if (!worker->pinned) {
+        PinAttempt attempt = worker->socket->pin(owner);
+        if (attempt.outcome == PinAttempt::Outcome::absent) return {};
+        if (attempt.outcome == PinAttempt::Outcome::refused) return {{}, attempt.refusal};
+        worker->pinned = std::move(attempt.socket);
+      }
+      address = worker->pinned->address();
+    }
+    auto endpoints = resolve_endpoints(address);
+    if (!endpoints) return {{}, endpoints.error()};
+    return {std::move(endpoints).value(), std::nullopt};
+  };
+  if (mode == SocketMode::unix_socket) {
+    checks.verify = [owner](int fd) -> std::optional<std::string> {
+      auto peer = unix_peer_uid(fd);
+      if (!peer) return peer.error();
+      if (peer.value() == owner) return std::nullopt;
+      return fmt::format(
+          "the process listening on its socket runs as uid {}, not as the pool's "
+          "user (uid {})",
+          peer.value(), owner);
+    };
+  } else if (mode == SocketMode::port) {
+    const std::uint16_t port = worker->socket->address().port;
+    checks.verify = [owner, port](int) -> std::optional<std::string> {
+      auto uids = loopback_listener_uids(port);
+      if (!uids) return uids.error();
+      for (const uid_t uid : uids.value())
+        if (uid != owner)
+          return fmt::format(
+              "127.0.0.1:{} is held by uid {}, not by the pool's user (uid {}): "
+              "another process took the port; not routing to it",
+              port, uid, owner);
+      if (uids.value().empty())
+        return fmt::format("no listener on 127.0.0.1:{} shows in /proc/net/tcp", port);
+      return std::nullopt;
+    };
+  }
+  return checks;
+}
+
+void PoolSupervisor::route(const WorkerPtr& worker) {
+  // Unix mode connects through the pinned socket; names and labels keep the path.
+  const Address target = worker->pinned ? worker->pinned->address() : worker->socket->address();
+  auto endpoints = resolve_endpoints(target);
+  if (!endpoints) return;
+  std::vector<WorkerPtr> replaced;
+  if (worker->replacement) {
+    worker->replacement = false;
+    for (const WorkerPtr& old : find_by_index(worker->index)) {
+      if (old == worker || old->retiring) continue;
+      worker->drained_by_hand = old->drained_by_hand;  // a drain by hand carries over
+      worker->restarts = old->restarts;                // the slot's count goes on
+      replaced.push_back(old);
+    }
+  }
+  worker->ready_since = Clock::now();
+  const auto membership = worker->drained_by_hand ? proxy::Backend::Membership::draining
+                                                  : proxy::Backend::Membership::ready;
+  // Labelled by its slot in metrics: a restart or recycle starts no new series.
+  worker->backend =
+      pool_->add_backend(worker->socket->address().to_string(), std::move(endpoints).value(),
+                         membership, fmt::format("{}:{}", config_.name, worker->index));
+  log_info(
+      "{}: pid {} ready after {} ms", worker_name(*worker), worker->pid,
+      duration_cast<std::chrono::milliseconds>(worker->ready_since - worker->started_at).count());
+  // It takes over: the worker it replaces is drained and stopped now.
+  for (const WorkerPtr& old : replaced)
+    retire(old);
+  retire_inherited_backends();
+}
+
+void PoolSupervisor::retire_inherited_backends() {
+  // A worker can take their traffic now: they get no new request, and those
+  // in flight finish (their Lease keeps the backend).
+  for (const auto& backend : inherited_) {
+    log_info(
+        "pool {}: backend {} removed; the pool's workers take over and its requests in "
+        "flight finish",
+        config_.name, backend->name());
+    pool_->remove_backend(backend);
+  }
+  inherited_.clear();
+}
+
+void PoolSupervisor::drain(const WorkerPtr& worker) {
+  arm_deadline(worker, config_.stop_timeout, WorkerEvent::stop_timeout);
+  if (!worker->backend) {
+    post_event(worker, WorkerEvent::drained);
+    return;
+  }
+  // Reports idle (now or when its last request ends) through on_backend_idle.
+  pool_->set_membership(worker->backend, proxy::Backend::Membership::draining);
+}
+
+void PoolSupervisor::unroute(const WorkerPtr& worker) {
+  if (!worker->backend) return;
+  pool_->remove_backend(worker->backend);
+  if (worker->pinned) lingering_.push_back({worker->backend, std::move(worker->pinned)});
+  worker->pinned.reset();
+  worker->backend.reset();
+}
+
+void PoolSupervisor::signal_group(const WorkerPtr& worker, int signal) {
+  // The worker leads its own session and process group: its children go too.
+  if (worker->pid > 0 && ::kill(-worker->pid, signal) != 0 && errno != ESRCH)
+    log_error("{}: kill({}, {}): {}", worker_name(*worker), -worker->pid, signal,
+              ::strerror(errno));
+}
+
+void PoolSupervisor::count_failure(const WorkerPtr& worker) {
+  const auto now = Clock::now();
+  if (worker->replacement) {
+    // The old worker keeps serving; the replacement is given up.
+    log_error("{}: the replacement failed to start ({}); the running worker keeps serving",
+              worker_name(*worker), worker->last_exit);
+    worker->replacement = false;
+    worker->wanted = Wanted::down;
+    worker->retiring = true;
+    for (const WorkerPtr& old : find_by_index(worker->index))
+      old->recycle_retry_at = now + config_.restart_backoff.ceiling;
+    return;
+  }
+  if (worker->wanted == Wanted::down) return;
+  worker->restart_delay = worker->backoff.on_failure();
+  ++worker->restarts;
+  count_restart(worker->failure_reason);
+  if (failing_.on_failure(now))
+    log_error(
+        "pool {}: failing: its workers keep failing ({} failures within {}s, none stayed "
+        "up); restarting at the backoff ceiling ({})",
+        config_.name, FailingDetector::kFailures,
+        std::chrono::duration_cast<std::chrono::seconds>(FailingDetector::kWindow).count(),
+        format_duration(config_.restart_backoff.ceiling));
+}
+
+void PoolSupervisor::arm_deadline(const WorkerPtr& worker, std::chrono::nanoseconds after,
+                                  WorkerEvent event) {
+  const std::uint64_t epoch = worker->epoch;
+  std::weak_ptr<Worker> weak = worker;
+  std::weak_ptr<bool> alive = alive_;
+  worker->deadline.expires_after(after);
+  worker->deadline.async_wait([this, weak, alive, epoch, event](asio::error_code ec) {
+    auto worker = weak.lock();
+    if (ec || !alive.lock() || !worker || worker->epoch != epoch) return;
+    feed(worker, event);
+  });
+}
+
+void PoolSupervisor::post_event(const WorkerPtr& worker, WorkerEvent event) {
+  std::weak_ptr<Worker> weak = worker;
+  std::weak_ptr<bool> alive = alive_;
+  asio::post(control_, [this, weak, alive, event] {
+    auto worker = weak.lock();
+    if (alive.lock() && worker) feed(worker, event);
+  });
+}
+
+bool PoolSupervisor::on_exit(pid_t pid, int wait_status) {
+  const auto it = std::find_if(workers_.begin(), workers_.end(),
+                               [pid](const WorkerPtr& w) { return w->pid == pid; });
+  if (it == workers_.end()) return false;
+  const WorkerPtr worker = *it;
+  worker->pid = 0;
+  worker->last_exit = describe_wait_status(wait_status);
+  worker->failure_reason = WIFSIGNALED(wait_status) ? RestartReason::signal : RestartReason::exit;
+  const bool expected = worker->state == WorkerState::stopping ||
+                        worker->state == WorkerState::backoff || worker->wanted == Wanted::down;
+  if (expected)
+    log_info("{}: pid {} ended: {}", worker_name(*worker), pid, worker->last_exit);
+  else
+    log_warn("{}: pid {} ended unexpectedly: {}", worker_name(*worker), pid, worker->last_exit);
+  feed(worker, WorkerEvent::exited);
+  return true;
+}
+
+// --- Workers coming and going. ---
+
+PoolSupervisor::WorkerPtr PoolSupervisor::add_worker(std::uint32_t index, bool replacement) {
+  auto worker =
+      std::make_shared<Worker>(control_, index, next_instance_++, config_.restart_backoff);
+  worker->replacement = replacement;
+  const auto position = std::find_if(workers_.begin(), workers_.end(),
+                                     [index](const WorkerPtr& w) { return w->index > index; });
+  workers_.insert(position, worker);
+  return worker;
+}
+
+std::uint32_t PoolSupervisor::free_index() const {
+  for (std::uint32_t index = 0;; ++index) {
+    const bool taken = std::any_of(workers_.begin(), workers_.end(), [index](const WorkerPtr& w) {
+      return w->index == index && !w->retiring;
+    });
+    if (!taken) return index;
+  }
+}
+
+std::vector<PoolSupervisor::WorkerPtr> PoolSupervisor::find_by_index(std::uint32_t index) const {
+  std::vector<WorkerPtr> found;
+  for (const WorkerPtr& worker : workers_)
+    if (worker->index == index) found.push_back(worker);
+  return found;
+}
+
+bool PoolSupervisor::has_worker(std::uint32_t worker) const {
+  return !find_by_index(worker).empty();
+}
+
+std::vector<std::uint32_t> PoolSupervisor::worker_indexes() const {
+  std::vector<std::uint32_t> indexes;
+  for (const WorkerPtr& worker : workers_)
+    if (indexes.empty() || indexes.back() != worker->index) indexes.push_back(worker->index);
+  return indexes;
+}
+
+PoolSupervisor::WorkerPtr PoolSupervisor::find_by_backend(const proxy::Backend* backend) const {
+  for (const WorkerPtr& worker : workers_)
+    if (worker->backend.get() == backend) return worker;
+  return nullptr;
+}
+
+void PoolSupervisor::retire(const WorkerPtr& worker) {
+  worker->wanted = Wanted::down;
+  worker->retiring = true;
+  worker->replacement = false;
+  feed(worker, WorkerEvent::stop);
+}
+
+bool PoolSupervisor::replacing() const {
+  return std::any_of(workers_.begin(), workers_.end(),
+                     [](const WorkerPtr& w) { return w->replacement; });
+}
+
+void PoolSupervisor::replace(const WorkerPtr& worker, RestartReason reason, std::string why) {
+  log_info("{}: pid {} {}: starting its replacement", worker_name(*worker), worker->pid, why);
+  worker->recycle_retry_at = Clock::now() + config_.restart_backoff.ceiling;
+  count_restart(reason);
+  ++worker->restarts;
+  feed(add_worker(worker->index, true), WorkerEvent::start);
+}
+
+void PoolSupervisor::count_restart(RestartReason reason) {
+  ++restarts_[reason];
+}
+
+// --- Timers: readiness bookkeeping, recycling, scaling. ---
+
+asio::awaitable<void> PoolSupervisor::tick_loop() {
+  std::weak_ptr<bool> alive = alive_;
+  int ticks = 0;
+  for (;;) {
+    tick_timer_.expires_after(Scaler::kTick);
+    auto [ec] = co_await tick_timer_.async_wait(as_tuple(asio::use_awaitable));
+    if (ec || !alive.lock() || stopping_) co_return;
+    tick(Clock::now(), ++ticks % 10 == 0);
+  }
+}
+
+void PoolSupervisor::tick(Clock::time_point now, bool sample_usage) {
+  std::erase_if(lingering_, [](const Lingering& l) { return l.backend.expired(); });
+  if (sample_usage) traffic_.add(now, pool_->stats().snapshot().request_duration);
+  const auto snapshot = workers_;  // ticks may add or retire workers
+  for (const WorkerPtr& worker : snapshot) {
+    if (worker->pid > 0 && sample_usage) {
+      if (auto usage = usage_.group(worker->pid, now)) worker->usage = *usage;
+    } else if (worker->pid > 0 && worker->usage.rss_bytes == 0) {
+      // Just started: a first figure from its own process until the next pass.
+      if (auto usage = read_process_usage(worker->pid)) worker->usage = usage.value();
+    }
+    if (worker->state != WorkerState::ready) continue;
+    worker->backoff.on_up(worker->ready_since, now);
+    if (failing_.on_up(worker->ready_since, now))
+      log_info("pool {}: recovered: {} stayed up", config_.name, worker_name(*worker));
+    check_limits(worker, now);
+  }
+  apply_scaling(now);
+}
+
+void PoolSupervisor::check_limits(const WorkerPtr& worker, Clock::time_point now) {
+  if (worker->retiring || worker->wanted == Wanted::down || replacing() ||
+      now < worker->recycle_retry_at)
+    return;
+  const std::uint64_t served = worker->backend ? worker->backend->requests() : 0;
+  if (worker->max_requests > 0 && served >= worker->max_requests) {
+    replace(worker, RestartReason::recycle,
+            fmt::format("served {} requests (max_requests)", served));
+  } else if (worker->max_lifetime.count() > 0 && now - worker->started_at >= worker->max_lifetime) {
+    replace(worker, RestartReason::recycle,
+            fmt::format("ran for {} (max_lifetime)", format_duration(worker->max_lifetime)));
+  } else if (config_.max_rss_bytes > 0 && worker->usage.rss_bytes > config_.max_rss_bytes) {
+    replace(worker, RestartReason::recycle,
+            fmt::format("uses {} bytes of memory (max_rss {})", worker->usage.rss_bytes,
+                        config_.max_rss_bytes));
+  }
+}
+
+std::uint32_t PoolSupervisor::wanted_count() const {
+  // Hand-stopped workers keep their slot: the scaler does not fill it.
+  return static_cast<std::uint32_t>(
+      std::count_if(workers_.begin(), workers_.end(),
+                    [](const WorkerPtr& w) { return !w->retiring && !w->replacement; }));
+}
+
+void PoolSupervisor::apply_scaling(Clock::time_point now) {
+  ScaleInput input;
+  input.now = now;
+  input.target = target_;
+  input.min_workers = config_.is_dynamic() ? config_.min_workers : target_;
+  input.max_workers = config_.is_dynamic() ? config_.max_workers : target_;
+  input.oldest_wait = pool_->oldest_wait();
+  input.concurrency = config_.concurrency;
+  for (const WorkerPtr& worker : workers_) {
+    if (worker->state == WorkerState::starting) ++input.starting;
+    if (worker->backend) input.in_flight += worker->backend->in_flight();
+  }
+  if (config_.is_dynamic()) {
+    switch (scaler_.decide(input)) {
+      case ScaleDecision::grow:
+        ++target_;
+        log_info("pool {}: growing to {} workers (a request waited {} ms)", config_.name, target_,
+                 duration_cast<std::chrono::milliseconds>(input.oldest_wait).count());
+        break;
+      case ScaleDecision::shrink:
+        --target_;
+        log_info("pool {}: shrinking to {} workers (idle for {})", config_.name, target_,
+                 format_duration(config_.idle_timeout));
+        break;
+      case ScaleDecision::stay:
+        break;
+    }
+  }
+  // Make the count match the target: new workers get the lowest free index,
+  // a few a tick; the highest-numbered ready worker goes first.
+  start_toward_target();
+  while (wanted_count() > target_) {
+    WorkerPtr victim;
+    for (const WorkerPtr& worker : workers_)
+      if (!worker->retiring && !worker->replacement) victim = worker;
+    retire(victim);
+  }
+}
+
+void PoolSupervisor::start_toward_target() {
+  const std::uint32_t wanted = wanted_count();
+  if (wanted >= target_) return;
+  const auto starting = static_cast<std::uint32_t>(
+      std::count_if(workers_.begin(), workers_.end(),
+                    [](const WorkerPtr& w) { return w->state == WorkerState::starting; }));
+  for (std::uint32_t n = starts_allowed(target_ - wanted, starting); n > 0; --n)
+    feed(add_worker(free_index(), false), WorkerEvent::start);
+}
+
+// --- The balancer's reports. ---
+
+void PoolSupervisor::on_backend_idle(const std::shared_ptr<proxy::Backend>& backend) {
+  changed_.notify();                      // wait_drained() waits for this
+  if (backend->in_flight() != 0) return;  // a late report; another comes when it is idle
+  if (WorkerPtr worker = find_by_backend(backend.get());
+      worker && worker->state == WorkerState::draining)
+    feed(worker, WorkerEvent::drained);
+}
+
+void PoolSupervisor::on_backend_timed_out(const std::shared_ptr<proxy::Backend>& backend,
+                                          std::string uri, std::chrono::nanoseconds elapsed) {
+  WorkerPtr worker = find_by_backend(backend.get());
+  if (!worker || config_.concurrency != 1 || worker->retiring || replacing()) return;
+  // One request at a time and none answered: the worker is stuck (uWSGI's harakiri).
+  log_warn("{}: pid {} is stuck: {} got no answer for {} ms (request_timeout {}); recycling it",
+           worker_name(*worker), worker->pid, uri.empty() ? "a request" : quote_for_log(uri),
+           duration_cast<std::chrono::milliseconds>(elapsed).count(),
+           format_duration(config_.request_timeout));
+  replace(worker, RestartReason::health, "is stuck");
+}
+
+// --- Reload and stop. ---
+
+void PoolSupervisor::update(PoolConfig config) {
+  const bool roll = needs_new_workers(config_, config);
+  const bool bounds_changed =
+      config.min_workers != config_.min_workers || config.max_workers != config_.max_workers;
+  config_ = std::move(config);
+  scaler_.set_idle_timeout(config_.idle_timeout);
+  if (bounds_changed) target_ = std::clamp(target_, config_.min_workers, config_.max_workers);
+  if (roll) {
+    log_info("pool {}: its command, environment or identity changed: rolling restart",
+             config_.name);
+    asio::co_spawn(
+        control_,
+        [this, alive = std::weak_ptr<bool>(alive_)]() -> asio::awaitable<void> {
+          // After a restart in progress (by hand, or for an earlier reload).
+          if (!alive.lock()) co_return;
+          if (!co_await changed_.wait_until([this] { return !restarting_; },
+                                            Clock::time_point::max()))
+            co_return;  // the pool went away meanwhile
+          const auto result = co_await restart_workers(std::nullopt);
+          if (!result) log_error("pool {}: {}", config_.name, result.error());
+        },
+        log_failure("pool " + config_.name + ": rolling restart"));
+  }
+}
+
+asio::awaitable<void> PoolSupervisor::stop_all() {
+  // Draining and SIGTERM each wait up to stop_timeout; this is only a backstop.
+  const auto limit = config_.stop_timeout * 2 + std::chrono::seconds(1);
+  stopping_ = true;
+  // A reload that converted the pool back owns what it had before.
+  inherited_.clear();
+  tick_timer_.cancel();
+  for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
+    worker->wanted = Wanted::down;
+    worker->replacement = false;
+    feed(worker, WorkerEvent::stop);
+  }
+  co_await changed_.wait_until(
+      [this] {
+        return std::none_of(workers_.begin(), workers_.end(),
+                            [](const WorkerPtr& w) { return w->pid > 0; });
+      },
+      Clock::now() + limit);
+  for (const WorkerPtr& worker : workers_) {
+    if (worker->pid == 0) continue;
+    log_warn("{}: pid {} still running after {}: SIGKILL", worker_name(*worker), worker->pid,
+             format_duration(duration_cast<Milliseconds>(limit)));
+    signal_group(worker, SIGKILL);
+  }
+}
+
+// --- Status and commands. ---
+
+control::PoolStatus PoolSupervisor::status() const {
+  control::PoolStatus out;
+  out.name = config_.name;
+  out.listen = config_.listen ? config_.listen->to_string() : "";
+  out.failing = failing_.failing();
+  out.min_workers = config_.min_workers;
+  out.max_workers = config_.max_workers;
+  out.target_workers = target_;
+  out.queue_length = pool_->queue_length();
+  out.requests = traffic_.total_requests();
+  out.request_rate = traffic_.requests_per_second();
+  out.latency_p50_seconds = traffic_.quantile_seconds(0.5);
+  out.latency_p99_seconds = traffic_.quantile_seconds(0.99);
+  for (const auto& [reason, label] : {std::pair{RestartReason::exit, "exit"},
+                                      {RestartReason::signal, "signal"},
+                                      {RestartReason::recycle, "recycle"},
+                                      {RestartReason::health, "health"}}) {
+    const auto it = restarts_.find(reason);
+    out.restarts[label] = it == restarts_.end() ? 0 : it->second;
+  }
+  const auto now = Clock::now();
+  for (const WorkerPtr& worker : workers_) {
+    control::WorkerStatus w;
+    w.index = worker->index;
+    w.pid = worker->pid;
+    w.state = std::string(manager::name(worker->state));
+    w.wanted = worker->wanted == Wanted::up ? "up" : "down";
+    w.drained = worker->drained_by_hand;
+    w.address = worker->socket ? worker->socket->address().to_string() : "";
+    if (worker->pid > 0)
+      w.uptime_seconds = std::chrono::duration<double>(now - worker->started_at).count();
+    if (worker->backend) {
+      w.requests = worker->backend->requests();
+      w.in_flight = worker->backend->in_flight();
+    }
+    w.rss_bytes = worker->usage.rss_bytes;
+    w.cpu_seconds = worker->usage.cpu_seconds;
+    w.restarts = worker->restarts;
+    w.last_exit = worker->last_exit;
+    out.in_flight += w.in_flight;
+    out.workers.push_back(std::move(w));
+  }
+  const auto ready = std::count_if(workers_.begin(), workers_.end(), [](const WorkerPtr& w) {
+    return w->state == WorkerState::ready && !w->retiring;
+  });
+  const auto wanted_up = std::count_if(workers_.begin(), workers_.end(), [](const WorkerPtr& w) {
+    return w->wanted == Wanted::up && !w->retiring && !w->replacement;
+  });
+  out.state = failing_.failing()   ? "failing"
+              : wanted_up == 0     ? "stopped"
+              : ready >= wanted_up ? "running"
+                                   : "degraded";
+  return out;
+}
+
+Result<std::string> PoolSupervisor::start_workers(std::optional<std::uint32_t> index) {
+  int started = 0;
+  for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
+    if ((index && worker->index != *index) || worker->retiring) continue;
+    if (worker->wanted == Wanted::up) continue;
+    worker->wanted = Wanted::up;
+    feed(worker, WorkerEvent::start);
+    ++started;
+  }
+  if (started == 0) return Result<std::string>::ok("nothing to start: already wanted up");
+  return Result<std::string>::ok(fmt::format("starting {} worker(s)", started));
+}
+
+Result<std::string> PoolSupervisor::stop_workers(std::optional<std::uint32_t> index) {
+  int stopped = 0;
+  for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
+    if ((index && worker->index != *index) || worker->retiring) continue;
+    if (worker->wanted == Wanted::down) continue;
+    worker->wanted = Wanted::down;
+    worker->replacement = false;
+    feed(worker, WorkerEvent::stop);
+    ++stopped;
+  }
+  if (stopped == 0) return Result<std::string>::ok("nothing to stop: already stopped");
+  return Result<std::string>::ok(
+      fmt::format("stopping {} worker(s); they stay stopped until started", stopped));
+}
+
+asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
+    std::optional<std::uint32_t> index, std::function<void(const std::string&)> progress) {
+  using R = Result<std::string>;
+  const auto report = [&](std::string step) {
+    log_info("pool {}: {}", config_.name, step);
+    if (progress) progress(step);
+  };
+  if (restarting_)
+    co_return R::fail(
+        fmt::format("a restart of pool {} is in progress: wait for it to finish "
+                    "(scgictl status {} shows it)",
+                    config_.name, config_.name));
+  std::vector<std::uint32_t> indexes;
+  for (const WorkerPtr& worker : workers_)
+    if ((!index || worker->index == *index) && !worker->retiring && !worker->replacement &&
+        worker->wanted == Wanted::up)
+      indexes.push_back(worker->index);
+  if (indexes.empty())
+    co_return R::fail(index
+                          ? fmt::format("{}[{}] is not running: start it with scgictl start {}:{}",
+                                        config_.name, *index, config_.name, *index)
+                          : fmt::format("pool {} has no running worker: start it with scgictl "
+                                        "start {}",
+                                        config_.name, config_.name));
+  std::weak_ptr<bool> alive = alive_;  // the pool may be removed by a reload meanwhile
+  restarting_ = true;
+  // Cleared on every way out, unless the pool itself is gone.
+  struct Clear {
+    std::weak_ptr<bool> alive;
+    PoolSupervisor& pool;
+    ~Clear() {
+      if (!alive.lock()) return;
+      pool.restarting_ = false;
+      pool.changed_.notify();  // a reload's rolling restart may be waiting for this one
+    }
+  } clear{alive, *this};
+  // Waits until `done()` or `limit`; false when the pool went away meanwhile.
+  auto wait_until = [&](auto done, Clock::time_point limit) -> asio::awaitable<bool> {
+    co_await changed_.wait_until(done, limit);
+    co_return static_cast<bool>(alive.lock());
+  };
+  int done = 0;
+  // One worker at a time: its replacement is ready before it drains, and it
+  // is gone before the next one starts.
+  for (const std::uint32_t i : indexes) {
+    const auto limit =
+        Clock::now() + config_.ready_timeout + config_.stop_timeout * 2 + std::chrono::seconds(1);
+    // A recycle in progress finishes first.
+    if (!co_await wait_until([&] { return !replacing(); }, limit))
+      co_return R::fail("the pool was removed by a reload");
+    WorkerPtr old;
+    for (const WorkerPtr& worker : find_by_index(i))
+      if (!worker->retiring && worker->wanted == Wanted::up) old = worker;
+    if (!old || stopping_) continue;
+    if (old->state != WorkerState::ready) {
+      // Not serving: start it over now (a start in progress, or a backoff cut short).
+      report(fmt::format("{}[{}] was {}: starting it over", config_.name, i,
+                         manager::name(old->state)));
+      feed(old, old->state == WorkerState::backoff ? WorkerEvent::backoff_done : WorkerEvent::stop);
+      ++done;
+      continue;
+    }
+    const pid_t old_pid = old->pid;
+    replace(old, RestartReason::recycle, "restarting by request");
+    WorkerPtr successor;
+    for (const WorkerPtr& worker : find_by_index(i))
+      if (worker->replacement) successor = worker;
+    if (!co_await wait_until([&] { return !successor || !successor->replacement; }, limit))
+      co_return R::fail("the pool was removed by a reload");
+    if (!successor || successor->retiring || successor->state != WorkerState::ready)
+      co_return R::fail(fmt::format(
+          "{}[{}]: the replacement did not become ready ({}); the restart stopped after {} of "
+          "{} workers and pid {} keeps serving. See scgictl logs {}:{}",
+          config_.name, i, successor ? successor->last_exit : "it could not start", done,
+          indexes.size(), old_pid, config_.name, i));
+    report(fmt::format("{}[{}]: pid {} ready; draining pid {}", config_.name, i, successor->pid,
+                       old_pid));
+    if (!co_await wait_until([&] { return old->pid == 0; }, limit))
+      co_return R::fail("the pool was removed by a reload");
+    report(fmt::format("{}[{}]: pid {} stopped ({})", config_.name, i, old_pid,
+                       old->pid == 0 ? old->last_exit : "still stopping"));
+    ++done;
+  }
+  co_return R::ok(
+      fmt::format("pool {}: restarted {} of {} worker(s)", config_.name, done, indexes.size()));
+}
+
+Result<std::string> PoolSupervisor::scale(std::uint32_t workers) {
+  // By hand the pool gets a fixed size, until the next reload.
+  config_.min_workers = config_.max_workers = workers;
+  const std::uint32_t before = wanted_count();
+  target_ = workers;
+  apply_scaling(Clock::now());
+  if (workers > before + Scaler::kStartsPerTick)
+    return Result<std::string>::ok(fmt::format(
+        "pool {}: {} workers; starting them a few at a time (scgictl status {} shows them)",
+        config_.name, workers, config_.name));
+  return Result<std::string>::ok(fmt::format("pool {}: {} workers", config_.name, workers));
+}
+
+Result<std::string> PoolSupervisor::set_drained(std::uint32_t index, bool drained) {
+  int changed = 0;
+  for (const WorkerPtr& worker : find_by_index(index)) {
+    if (worker->retiring) continue;
+    worker->drained_by_hand = drained;
+    if (worker->backend && worker->state == WorkerState::ready)
+      pool_->set_membership(worker->backend, drained ? proxy::Backend::Membership::draining
+                                                     : proxy::Backend::Membership::ready);
+    ++changed;
+  }
+  if (changed == 0)
+    return Result<std::string>::fail(fmt::format("{}[{}] is retiring", config_.name, index));
+  return Result<std::string>::ok(fmt::format(
+      "{}[{}] {}", config_.name, index,
+      drained ? "drained: it gets no new request" : "undrained: it gets requests again"));
+}
+
+asio::awaitable<Result<std::string>> PoolSupervisor::wait_drained(std::uint32_t index,
+                                                                  std::chrono::milliseconds limit) {
+  std::weak_ptr<bool> alive = alive_;
+  const auto in_flight = [this, index] {
+    std::uint32_t count = 0;
+    for (const WorkerPtr& worker : find_by_index(index))
+      if (worker->backend) count += worker->backend->in_flight();
+    return count;
+  };
+  // The balancer reports a drained worker idle when its last request ends.
+  if (co_await changed_.wait_until([&] { return in_flight() == 0; }, Clock::now() + limit))
+    co_return Result<std::string>::ok(
+        fmt::format("{}[{}] drained: nothing in flight", config_.name, index));
+  if (!alive.lock()) co_return Result<std::string>::fail("the pool was removed by a reload");
+  co_return Result<std::string>::fail(
+      fmt::format("{}[{}] still has {} request(s) in flight", config_.name, index, in_flight()));
+}
+
+}  // namespace scgi::manager

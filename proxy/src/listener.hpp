@@ -1,0 +1,64 @@
+// A pool's front door: one listening socket (TCP or Unix), accepted on by every
+// proxy thread, each running the exchanges it accepts. Whichever thread is
+// free first takes the next connection, and an exchange never changes thread.
+#pragma once
+
+#include <asio/io_context.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "scgi/address.hpp"
+#include "scgi/runtime/endpoint.hpp"
+
+namespace scgi::proxy {
+
+// Who may connect to a Unix listening socket (its file's mode and group).
+struct UnixSocketAccess {
+  std::uint32_t mode = 0660;
+  std::string group;  // "" = the daemon's own
+  bool operator==(const UnixSocketAccess&) const = default;
+};
+
+class Listener {
+ public:
+  // Called on the accepting thread with each new connection.
+  using Handler = std::function<void(Socket)>;
+
+  // Binds and listens at once, so errors (address in use, no permission)
+  // surface at start-up or reload. A Unix socket file left by a dead process
+  // is replaced; one that a live process accepts on is an error. A Unix
+  // socket gets `access` before anyone can connect.
+  static std::unique_ptr<Listener> open(const Address& address, const UnixSocketAccess& access,
+                                        std::string& error);
+  ~Listener();
+
+  // Starts one accept loop per context; each connection goes to `handler`.
+  void start(const std::vector<asio::io_context*>& contexts, Handler handler);
+  // Stops accepting and closes the socket (and removes its Unix socket file).
+  void close();
+
+  const Address& address() const { return address_; }
+  bool same_address(const Address& other) const { return address_ == other; }
+  // A reload may change a Unix socket's mode and group in place.
+  bool set_access(const UnixSocketAccess& access, std::string& error);
+
+ private:
+  Listener(Address address, Endpoint endpoint, int fd)
+      : address_(std::move(address)), endpoint_(std::move(endpoint)), fd_(fd) {}
+
+  struct Loop;
+  struct Shortage;
+  Address address_;
+  Endpoint endpoint_;
+  int fd_;  // the listening socket; each loop accepts on its own dup of it
+  std::vector<std::shared_ptr<Loop>> loops_;
+  std::shared_ptr<Shortage> shortage_;
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace scgi::proxy
