@@ -1,32 +1,23 @@
 #include "pool_supervisor.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <unistd.h>
 #include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/posix/stream_descriptor.hpp>
 #include <asio/post.hpp>
-#include <asio/use_awaitable.hpp>
 
 #include <algorithm>
-#include <array>
 
 #include "config_diff.hpp"
-#include "output_lines.hpp"
 #include "process_stats.hpp"
 #include "readiness_probe.hpp"
 #include "scgi/log.hpp"
 #include "socket_owner.hpp"
-#include "worker_logs.hpp"
 #include "worker_spawn.hpp"
 
 namespace scgi::manager {
 namespace {
 
-using asio::experimental::as_tuple;
 using std::chrono::duration_cast;
 
 // "exit status 1", "signal 9 (Killed)".
@@ -37,37 +28,11 @@ std::string describe_wait_status(int status) {
   return fmt::format("wait status {:#x}", status);
 }
 
-// A worker's stdout or stderr, line by line into the logs, until the pipe
-// closes (the worker and every child that inherited it are gone).
-asio::awaitable<void> capture_output(asio::posix::stream_descriptor pipe, WorkerLogs& logs,
-                                     std::string pool, std::uint32_t index, long pid) {
-  OutputLines lines([&](std::string_view text, bool continued) {
-    logs.write(pool, index, pid, text, continued);
-  });
-  std::array<char, 16 * 1024> buffer;
-  for (;;) {
-    auto [ec, n] =
-        co_await pipe.async_read_some(asio::buffer(buffer), as_tuple(asio::use_awaitable));
-    if (n > 0) lines.feed(std::string_view(buffer.data(), n));
-    if (ec) break;
-  }
-  lines.finish();
-}
-
-// The limit scaled by a factor in [0.9, 1.1], so that workers started together
-// are not all recycled together.
-template <class T>
-T jittered(T limit, std::mt19937& random) {
-  std::uniform_real_distribution<double> factor(0.9, 1.1);
-  return static_cast<T>(static_cast<double>(limit) * factor(random));
-}
-
 }  // namespace
 
 struct PoolSupervisor::Worker {
-  Worker(asio::io_context& control, std::uint32_t index, std::uint32_t instance,
-         RestartBackoff limits)
-      : index(index), instance(instance), backoff(limits), deadline(control) {}
+  Worker(std::uint32_t index, std::uint32_t instance, RestartBackoff limits)
+      : index(index), instance(instance), backoff(limits) {}
 
   const std::uint32_t index;     // SCGI_WORKER: its slot in the pool
   const std::uint32_t instance;  // tells apart a worker and its replacement
@@ -88,32 +53,30 @@ struct PoolSupervisor::Worker {
   RestartReason failure_reason = RestartReason::exit;
   std::uint32_t restarts = 0;
   std::string last_exit;
-  std::uint64_t max_requests = 0;  // jittered limits of this process
-  Milliseconds max_lifetime{0};
+  RecycleLimits limits;  // of this process
   Clock::time_point recycle_retry_at{};
   ProcessUsage usage{};
-  // One deadline per worker; `epoch` changes with every state change, so a
-  // timer or probe that reports for an older state is ignored.
-  asio::steady_timer deadline;
+  // One deadline per worker; `epoch` changes with every state change, so an
+  // alarm or probe that reports for an older state is ignored.
+  std::unique_ptr<Alarm> deadline;
   std::uint64_t epoch = 0;
   bool feeding = false;
   std::vector<WorkerEvent> pending;
 };
 
-PoolSupervisor::PoolSupervisor(asio::io_context& control, proxy::ProxyServer& proxy,
-                               PoolConfig config, std::shared_ptr<proxy::Pool> pool,
-                               WorkerLogs& logs, UsageSampler& usage, std::string runtime_dir)
-    : control_(control),
+PoolSupervisor::PoolSupervisor(const Context& context, PoolConfig config,
+                               std::shared_ptr<proxy::Pool> pool)
+    : control_(context.control),
       config_(std::move(config)),
       pool_(std::move(pool)),
       inherited_(pool_->backends()),
-      logs_(logs),
-      usage_(usage),
-      runtime_dir_(std::move(runtime_dir)),
+      usage_(context.usage),
+      launcher_(context.launcher),
+      clock_(context.clock),
+      runtime_dir_(context.runtime_dir),
       target_(config_.min_workers),
       scaler_(config_.idle_timeout),
-      random_(std::random_device{}()),
-      tick_timer_(control) {
+      random_(std::random_device{}()) {
   // On the control thread, for as long as this supervisor lives.
   proxy::ProxyServer::PoolListener listener;
   listener.idle = [this](const std::shared_ptr<proxy::Backend>& backend) {
@@ -123,7 +86,7 @@ PoolSupervisor::PoolSupervisor(asio::io_context& control, proxy::ProxyServer& pr
                               const std::string& uri, std::chrono::nanoseconds elapsed) {
     on_backend_timed_out(backend, uri, elapsed);
   };
-  balancer_reports_ = proxy.subscribe(pool_, std::move(listener));
+  balancer_reports_ = context.proxy.subscribe(pool_, std::move(listener));
 }
 
 PoolSupervisor::~PoolSupervisor() {
@@ -137,7 +100,7 @@ std::string PoolSupervisor::worker_name(const Worker& worker) const {
 
 void PoolSupervisor::start() {
   start_toward_target();  // the first few; each tick starts more
-  asio::co_spawn(control_, tick_loop(), log_failure("pool " + config_.name + ": supervision"));
+  arm_tick();
 }
 
 // --- The state machine's driver. ---
@@ -160,7 +123,7 @@ void PoolSupervisor::feed(WorkerPtr worker, WorkerEvent event) {
     worker->state = t.next;
     if (before != t.next || !t.actions.empty()) {
       ++worker->epoch;
-      worker->deadline.cancel();
+      worker->deadline.reset();
     }
     for (const WorkerAction action : t.actions)
       carry_out(worker, action, next_event);
@@ -233,37 +196,17 @@ void PoolSupervisor::spawn(const WorkerPtr& worker) {
     }
     worker->socket.emplace(std::move(socket).value());
   }
-  int out[2] = {-1, -1};
-  int err[2] = {-1, -1};
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
-    worker->last_exit = std::string("could not start: pipe: ") + ::strerror(errno);
-    log_error("{}: {}", worker_name(*worker), worker->last_exit);
-    for (int fd : {out[0], out[1], err[0], err[1]})
-      if (fd >= 0) ::close(fd);
-    return spawn_failed(worker);
-  }
-  auto pid = spawn_worker(config_, worker->index, *worker->socket, {out[1], err[1]});
-  ::close(out[1]);
-  ::close(err[1]);
+  auto pid = launcher_.launch(config_, worker->index, *worker->socket);
   if (!pid) {
-    ::close(out[0]);
-    ::close(err[0]);
     worker->last_exit = pid.error();
     log_error("{}", pid.error());
     return spawn_failed(worker);
   }
   worker->pid = pid.value();
-  worker->started_at = Clock::now();
+  worker->started_at = clock_.now();
   worker->stayed_up_counted = false;
-  worker->max_requests = config_.max_requests ? jittered(config_.max_requests, random_) : 0;
-  worker->max_lifetime = Milliseconds(
-      config_.max_lifetime.count() ? jittered(config_.max_lifetime.count(), random_) : 0);
+  worker->limits = limits_for_new_process(config_, random_);
   worker->usage = {};
-  for (int fd : {out[0], err[0]})
-    asio::co_spawn(control_,
-                   capture_output(asio::posix::stream_descriptor(control_, fd), logs_, config_.name,
-                                  worker->index, worker->pid),
-                   log_failure("output capture"));
   log_info("{}: started pid {} on {}", worker_name(*worker), worker->pid,
            worker->socket->address().to_string());
 }
@@ -281,35 +224,37 @@ void PoolSupervisor::probe(const WorkerPtr& worker) {
     return;
   }
   const std::uint64_t epoch = worker->epoch;
-  const auto deadline = Clock::now() + config_.ready_timeout;
+  const auto deadline = clock_.now() + config_.ready_timeout;
   std::weak_ptr<Worker> weak = worker;
   std::weak_ptr<bool> alive = alive_;
   asio::co_spawn(
       control_,
-      wait_until_ready(control_.get_executor(), probe_checks(worker, owner.value()), deadline),
+      launcher_.wait_until_ready(worker->pid, probe_checks(worker, owner.value()), deadline),
       [this, weak, alive, epoch](std::exception_ptr e, Readiness readiness) {
         auto worker = weak.lock();
         if (e || !alive.lock() || !worker || worker->epoch != epoch) return;
-        switch (readiness.outcome) {
-          case Readiness::Outcome::ready:
-            return feed(worker, WorkerEvent::became_ready);
-          case Readiness::Outcome::timed_out:
-            log_error(
-                "{}: pid {} did not accept connections within ready_timeout ({}): "
-                "a failed start",
-                worker_name(*worker), worker->pid, format_duration(config_.ready_timeout));
-            worker->last_exit = "not ready within ready_timeout";
-            break;
-          case Readiness::Outcome::refused:
-            log_error("{}: pid {}: {}: a failed start", worker_name(*worker), worker->pid,
-                      readiness.refusal);
-            worker->last_exit = "refused: " + readiness.refusal;
-            break;
-        }
-        worker->pinned.reset();
-        worker->failure_reason = RestartReason::health;
-        feed(worker, WorkerEvent::ready_timeout);
+        on_probe_result(worker, readiness);
       });
+}
+
+void PoolSupervisor::on_probe_result(const WorkerPtr& worker, const Readiness& readiness) {
+  switch (readiness.outcome) {
+    case Readiness::Outcome::ready:
+      return feed(worker, WorkerEvent::became_ready);
+    case Readiness::Outcome::timed_out:
+      log_error("{}: pid {} did not accept connections within ready_timeout ({}): a failed start",
+                worker_name(*worker), worker->pid, format_duration(config_.ready_timeout));
+      worker->last_exit = "not ready within ready_timeout";
+      break;
+    case Readiness::Outcome::refused:
+      log_error("{}: pid {}: {}: a failed start", worker_name(*worker), worker->pid,
+                readiness.refusal);
+      worker->last_exit = "refused: " + readiness.refusal;
+      break;
+  }
+  worker->pinned.reset();
+  worker->failure_reason = RestartReason::health;
+  feed(worker, WorkerEvent::ready_timeout);
 }
 
 // What the probe may trust where the worker binds its socket itself: in unix
@@ -384,7 +329,7 @@ void PoolSupervisor::route(const WorkerPtr& worker) {
       replaced.push_back(old);
     }
   }
-  worker->ready_since = Clock::now();
+  worker->ready_since = clock_.now();
   const auto membership = worker->drained_by_hand ? proxy::Backend::Membership::draining
                                                   : proxy::Backend::Membership::ready;
   // Labelled by its slot in metrics: a restart or recycle starts no new series.
@@ -432,14 +377,13 @@ void PoolSupervisor::unroute(const WorkerPtr& worker) {
 }
 
 void PoolSupervisor::signal_group(const WorkerPtr& worker, int signal) {
-  // The worker leads its own session and process group: its children go too.
-  if (worker->pid > 0 && ::kill(-worker->pid, signal) != 0 && errno != ESRCH)
-    log_error("{}: kill({}, {}): {}", worker_name(*worker), -worker->pid, signal,
-              ::strerror(errno));
+  if (worker->pid == 0) return;
+  if (auto error = launcher_.signal_group(worker->pid, signal))
+    log_error("{}: {}", worker_name(*worker), *error);
 }
 
 void PoolSupervisor::count_failure(const WorkerPtr& worker) {
-  const auto now = Clock::now();
+  const auto now = clock_.now();
   if (worker->replacement) {
     // The old worker keeps serving; the replacement is given up.
     log_error("{}: the replacement failed to start ({}); the running worker keeps serving",
@@ -469,10 +413,9 @@ void PoolSupervisor::arm_deadline(const WorkerPtr& worker, std::chrono::nanoseco
   const std::uint64_t epoch = worker->epoch;
   std::weak_ptr<Worker> weak = worker;
   std::weak_ptr<bool> alive = alive_;
-  worker->deadline.expires_after(after);
-  worker->deadline.async_wait([this, weak, alive, epoch, event](asio::error_code ec) {
+  worker->deadline = clock_.after(after, [this, weak, alive, epoch, event] {
     auto worker = weak.lock();
-    if (ec || !alive.lock() || !worker || worker->epoch != epoch) return;
+    if (!alive.lock() || !worker || worker->epoch != epoch) return;
     feed(worker, event);
   });
 }
@@ -507,8 +450,7 @@ bool PoolSupervisor::on_exit(pid_t pid, int wait_status) {
 // --- Workers coming and going. ---
 
 PoolSupervisor::WorkerPtr PoolSupervisor::add_worker(std::uint32_t index, bool replacement) {
-  auto worker =
-      std::make_shared<Worker>(control_, index, next_instance_++, config_.restart_backoff);
+  auto worker = std::make_shared<Worker>(index, next_instance_++, config_.restart_backoff);
   worker->replacement = replacement;
   const auto position = std::find_if(workers_.begin(), workers_.end(),
                                      [index](const WorkerPtr& w) { return w->index > index; });
@@ -563,7 +505,7 @@ bool PoolSupervisor::replacing() const {
 
 void PoolSupervisor::replace(const WorkerPtr& worker, RestartReason reason, std::string why) {
   log_info("{}: pid {} {}: starting its replacement", worker_name(*worker), worker->pid, why);
-  worker->recycle_retry_at = Clock::now() + config_.restart_backoff.ceiling;
+  worker->recycle_retry_at = clock_.now() + config_.restart_backoff.ceiling;
   count_restart(reason);
   ++worker->restarts;
   feed(add_worker(worker->index, true), WorkerEvent::start);
@@ -575,15 +517,13 @@ void PoolSupervisor::count_restart(RestartReason reason) {
 
 // --- Timers: readiness bookkeeping, recycling, scaling. ---
 
-asio::awaitable<void> PoolSupervisor::tick_loop() {
-  std::weak_ptr<bool> alive = alive_;
-  int ticks = 0;
-  for (;;) {
-    tick_timer_.expires_after(Scaler::kTick);
-    auto [ec] = co_await tick_timer_.async_wait(as_tuple(asio::use_awaitable));
-    if (ec || !alive.lock() || stopping_) co_return;
-    tick(Clock::now(), ++ticks % 10 == 0);
-  }
+void PoolSupervisor::arm_tick() {
+  // Owned by this supervisor: destroying it (or stopping) cancels the next tick.
+  tick_alarm_ = clock_.after(Scaler::kTick, [this] {
+    if (stopping_) return;
+    tick(clock_.now(), ++ticks_ % 10 == 0);
+    arm_tick();
+  });
 }
 
 void PoolSupervisor::tick(Clock::time_point now, bool sample_usage) {
@@ -610,18 +550,13 @@ void PoolSupervisor::check_limits(const WorkerPtr& worker, Clock::time_point now
   if (worker->retiring || worker->wanted == Wanted::down || replacing() ||
       now < worker->recycle_retry_at)
     return;
-  const std::uint64_t served = worker->backend ? worker->backend->requests() : 0;
-  if (worker->max_requests > 0 && served >= worker->max_requests) {
-    replace(worker, RestartReason::recycle,
-            fmt::format("served {} requests (max_requests)", served));
-  } else if (worker->max_lifetime.count() > 0 && now - worker->started_at >= worker->max_lifetime) {
-    replace(worker, RestartReason::recycle,
-            fmt::format("ran for {} (max_lifetime)", format_duration(worker->max_lifetime)));
-  } else if (config_.max_rss_bytes > 0 && worker->usage.rss_bytes > config_.max_rss_bytes) {
-    replace(worker, RestartReason::recycle,
-            fmt::format("uses {} bytes of memory (max_rss {})", worker->usage.rss_bytes,
-                        config_.max_rss_bytes));
-  }
+  const WorkerFacts facts{.served = worker->backend ? worker->backend->requests() : 0,
+                          .age = now - worker->started_at,
+                          .rss_bytes = worker->usage.rss_bytes};
+  RecycleLimits limits = worker->limits;
+  limits.max_rss_bytes = config_.max_rss_bytes;  // a reload's new max_rss applies at once
+  if (auto why = recycle_reason(facts, limits))
+    replace(worker, RestartReason::recycle, std::move(*why));
 }
 
 std::uint32_t PoolSupervisor::wanted_count() const {
@@ -735,24 +670,25 @@ asio::awaitable<void> PoolSupervisor::stop_all() {
   stopping_ = true;
   // A reload that converted the pool back owns what it had before.
   inherited_.clear();
-  tick_timer_.cancel();
+  tick_alarm_.reset();
   for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
     worker->wanted = Wanted::down;
     worker->replacement = false;
     feed(worker, WorkerEvent::stop);
   }
-  co_await changed_.wait_until(
-      [this] {
-        return std::none_of(workers_.begin(), workers_.end(),
-                            [](const WorkerPtr& w) { return w->pid > 0; });
-      },
-      Clock::now() + limit);
+  const auto no_process_left = [this] {
+    return std::none_of(workers_.begin(), workers_.end(),
+                        [](const WorkerPtr& w) { return w->pid > 0; });
+  };
+  co_await changed_.wait_until(no_process_left, clock_.now() + limit);
   for (const WorkerPtr& worker : workers_) {
     if (worker->pid == 0) continue;
     log_warn("{}: pid {} still running after {}: SIGKILL", worker_name(*worker), worker->pid,
              format_duration(duration_cast<Milliseconds>(limit)));
     signal_group(worker, SIGKILL);
   }
+  // SIGKILL cannot be caught: the exits follow at once (bounded all the same).
+  co_await changed_.wait_until(no_process_left, clock_.now() + std::chrono::seconds(1));
 }
 
 // --- Status and commands. ---
@@ -777,7 +713,7 @@ control::PoolStatus PoolSupervisor::status() const {
     const auto it = restarts_.find(reason);
     out.restarts[label] = it == restarts_.end() ? 0 : it->second;
   }
-  const auto now = Clock::now();
+  const auto now = clock_.now();
   for (const WorkerPtr& worker : workers_) {
     control::WorkerStatus w;
     w.index = worker->index;
@@ -886,7 +822,7 @@ asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
   // is gone before the next one starts.
   for (const std::uint32_t i : indexes) {
     const auto limit =
-        Clock::now() + config_.ready_timeout + config_.stop_timeout * 2 + std::chrono::seconds(1);
+        clock_.now() + config_.ready_timeout + config_.stop_timeout * 2 + std::chrono::seconds(1);
     // A recycle in progress finishes first.
     if (!co_await wait_until([&] { return !replacing(); }, limit))
       co_return R::fail("the pool was removed by a reload");
@@ -932,7 +868,7 @@ Result<std::string> PoolSupervisor::scale(std::uint32_t workers) {
   config_.min_workers = config_.max_workers = workers;
   const std::uint32_t before = wanted_count();
   target_ = workers;
-  apply_scaling(Clock::now());
+  apply_scaling(clock_.now());
   if (workers > before + Scaler::kStartsPerTick)
     return Result<std::string>::ok(fmt::format(
         "pool {}: {} workers; starting them a few at a time (scgictl status {} shows them)",
@@ -967,7 +903,7 @@ asio::awaitable<Result<std::string>> PoolSupervisor::wait_drained(std::uint32_t 
     return count;
   };
   // The balancer reports a drained worker idle when its last request ends.
-  if (co_await changed_.wait_until([&] { return in_flight() == 0; }, Clock::now() + limit))
+  if (co_await changed_.wait_until([&] { return in_flight() == 0; }, clock_.now() + limit))
     co_return Result<std::string>::ok(
         fmt::format("{}[{}] drained: nothing in flight", config_.name, index));
   if (!alive.lock()) co_return Result<std::string>::fail("the pool was removed by a reload");

@@ -2,8 +2,10 @@
 // ready, replaces the ones that die (with backoff), recycles, scales and
 // stops them, and carries out scgictl's commands for the pool. Every worker
 // follows the state × event table of worker_state.hpp; this class only feeds
-// it events (process exits, probes, timers, the balancer's drain reports) and
-// carries out the actions that come back. Runs on the manager's control
+// it events (process exits, probes, alarms, the balancer's drain reports) and
+// carries out the actions that come back. Processes and time are reached only
+// through the injected WorkerLauncher and SupervisorClock, so unit tests drive
+// it without either. Runs on the manager's control
 // thread only; the balancer's events are posted there. A pool that had fixed
 // or discovered backends until a reload keeps them until its first worker is
 // routed, then drains them: the workers alone serve it from then on.
@@ -12,7 +14,6 @@
 #include <sys/types.h>
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
-#include <asio/steady_timer.hpp>
 
 #include <cstdint>
 #include <list>
@@ -23,6 +24,7 @@
 #include <string>
 
 #include "readiness_probe.hpp"
+#include "recycling.hpp"
 #include "restart_policy.hpp"
 #include "scaler.hpp"
 #include "scgi/config.hpp"
@@ -31,22 +33,28 @@
 #include "scgi/proxy/proxy_server.hpp"
 #include "scgi/result.hpp"
 #include "scgi/runtime/notifier.hpp"
+#include "supervisor_clock.hpp"
 #include "traffic_window.hpp"
 #include "usage_sampler.hpp"
+#include "worker_launcher.hpp"
 #include "worker_socket.hpp"
 #include "worker_state.hpp"
 
 namespace scgi::manager {
 
-class WorkerLogs;
-
 class PoolSupervisor {
  public:
-  // `proxy` runs the pool and must outlive this supervisor.
-  // `usage` is shared by every pool of the manager.
-  PoolSupervisor(asio::io_context& control, proxy::ProxyServer& proxy, PoolConfig config,
-                 std::shared_ptr<proxy::Pool> pool, WorkerLogs& logs, UsageSampler& usage,
-                 std::string runtime_dir);
+  // What the pool's supervisor works with; all but `config` and `pool` are
+  // shared by every pool of the manager and outlive the supervisor.
+  struct Context {
+    asio::io_context& control;
+    proxy::ProxyServer& proxy;  // runs the pool
+    UsageSampler& usage;
+    WorkerLauncher& launcher;
+    SupervisorClock& clock;
+    std::string runtime_dir;
+  };
+  PoolSupervisor(const Context& context, PoolConfig config, std::shared_ptr<proxy::Pool> pool);
   ~PoolSupervisor();
   PoolSupervisor(const PoolSupervisor&) = delete;
   PoolSupervisor& operator=(const PoolSupervisor&) = delete;
@@ -100,6 +108,7 @@ class PoolSupervisor {
   ProbeChecks probe_checks(const WorkerPtr& worker, uid_t owner);
   void retire_inherited_backends();
   void signal_group(const WorkerPtr& worker, int signal);
+  void on_probe_result(const WorkerPtr& worker, const Readiness& readiness);
   void count_failure(const WorkerPtr& worker);
   void arm_deadline(const WorkerPtr& worker, std::chrono::nanoseconds after, WorkerEvent event);
   void post_event(const WorkerPtr& worker, WorkerEvent event);
@@ -113,7 +122,7 @@ class PoolSupervisor {
   bool replacing() const;
 
   // Every kTick: readiness bookkeeping, recycling, scaling; usage every second.
-  asio::awaitable<void> tick_loop();
+  void arm_tick();
   void tick(Clock::time_point now, bool sample_usage);
   void check_limits(const WorkerPtr& worker, Clock::time_point now);
   void apply_scaling(Clock::time_point now);
@@ -135,8 +144,9 @@ class PoolSupervisor {
   std::shared_ptr<proxy::Pool> pool_;
   // Backends the pool had before it ran workers (a reload converted it).
   std::vector<std::shared_ptr<proxy::Backend>> inherited_;
-  WorkerLogs& logs_;
   UsageSampler& usage_;
+  WorkerLauncher& launcher_;
+  SupervisorClock& clock_;
   std::string runtime_dir_;
 
   std::list<WorkerPtr> workers_;  // in index order; a worker and its replacement side by side
@@ -155,7 +165,8 @@ class PoolSupervisor {
   };
   std::vector<Lingering> lingering_;
   std::mt19937 random_;
-  asio::steady_timer tick_timer_;
+  std::unique_ptr<Alarm> tick_alarm_;
+  std::uint64_t ticks_ = 0;
   bool stopping_ = false;
   bool restarting_ = false;  // one rolling restart at a time
   // Notified whenever a worker's state may have changed: rolling restarts,

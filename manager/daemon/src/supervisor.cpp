@@ -38,6 +38,8 @@ Supervisor::Supervisor(asio::io_context& control, proxy::ProxyServer& proxy, con
       config_(config),
       runtime_dir_(std::move(runtime_dir)),
       logs_(config.manager.log_dir),
+      launcher_(control, logs_),
+      clock_(control),
       child_signals_(control, SIGCHLD) {
   // A pool the proxy creates (now or at a reload) gets its supervisor before
   // it serves, so that the balancer's reports reach it from the first request.
@@ -51,8 +53,13 @@ Supervisor::~Supervisor() {
 void Supervisor::create_pool(const std::shared_ptr<proxy::Pool>& pool) {
   const auto settings = pool->settings();
   if (settings->kind != PoolKind::command) return;
-  auto supervisor = std::make_unique<PoolSupervisor>(control_, proxy_, *settings, pool, logs_,
-                                                     usage_, runtime_dir_);
+  const PoolSupervisor::Context context{.control = control_,
+                                        .proxy = proxy_,
+                                        .usage = usage_,
+                                        .launcher = launcher_,
+                                        .clock = clock_,
+                                        .runtime_dir = runtime_dir_};
+  auto supervisor = std::make_unique<PoolSupervisor>(context, *settings, pool);
   if (started_) supervisor->start();
   pools_[settings->name] = std::move(supervisor);
 }
@@ -154,15 +161,10 @@ asio::awaitable<void> Supervisor::stop_all() {
       if (--*remaining == 0) done.cancel();
     });
   if (!all.empty()) co_await done.async_wait(as_tuple(asio::use_awaitable));
-  // Reap what the last SIGKILLs ended, so that nothing is left behind.
-  for (int i = 0; i < 100; ++i) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid < 0) break;  // no child left
-    if (pid == 0) {
-      asio::steady_timer pause(control_, std::chrono::milliseconds(10));
-      co_await pause.async_wait(as_tuple(asio::use_awaitable));
-    }
+  // Each pool waited for its workers' exits (reaped by reap_children); what
+  // else ended meanwhile (a child of ours that was no worker) is reaped here.
+  int status = 0;
+  while (::waitpid(-1, &status, WNOHANG) > 0) {
   }
   child_signals_.cancel();
   take_snapshot();

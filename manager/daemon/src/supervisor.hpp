@@ -16,6 +16,7 @@
 
 #include "control_handler.hpp"
 #include "pool_supervisor.hpp"
+#include "process_launcher.hpp"
 #include "scgi/config.hpp"
 #include "scgi/proxy/proxy_server.hpp"
 #include "usage_sampler.hpp"
@@ -72,7 +73,10 @@ class Supervisor : public ControlHandler {
   Config config_;
   std::string runtime_dir_;
   WorkerLogs logs_;
-  UsageSampler usage_;  // before the pools, which use it
+  // Before the pools, which use them.
+  UsageSampler usage_;
+  ProcessLauncher launcher_;
+  SteadyClock clock_;
   std::map<std::string, std::unique_ptr<PoolSupervisor>> pools_;
   // Pools removed by a reload, kept until their workers are gone.
   std::vector<std::unique_ptr<PoolSupervisor>> leaving_;

@@ -1,0 +1,86 @@
+#include "process_launcher.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cerrno>
+
+#include "output_lines.hpp"
+#include "scgi/log.hpp"
+#include "worker_logs.hpp"
+#include "worker_spawn.hpp"
+
+namespace scgi::manager {
+namespace {
+
+using asio::experimental::as_tuple;
+
+// A worker's stdout or stderr, line by line into the logs, until the pipe
+// closes (the worker and every child that inherited it are gone).
+asio::awaitable<void> capture_output(asio::posix::stream_descriptor pipe, WorkerLogs& logs,
+                                     std::string pool, std::uint32_t index, long pid) {
+  OutputLines lines([&](std::string_view text, bool continued) {
+    logs.write(pool, index, pid, text, continued);
+  });
+  std::array<char, 16 * 1024> buffer;
+  for (;;) {
+    auto [ec, n] =
+        co_await pipe.async_read_some(asio::buffer(buffer), as_tuple(asio::use_awaitable));
+    if (n > 0) lines.feed(std::string_view(buffer.data(), n));
+    if (ec) break;
+  }
+  lines.finish();
+}
+
+}  // namespace
+
+Result<pid_t> ProcessLauncher::launch(const PoolConfig& pool, std::uint32_t index,
+                                      const WorkerSocket& socket) {
+  int out[2] = {-1, -1};
+  int err[2] = {-1, -1};
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    const std::string error =
+        fmt::format("{}[{}]: could not start: pipe: {}", pool.name, index, ::strerror(errno));
+    for (int fd : {out[0], out[1], err[0], err[1]})
+      if (fd >= 0) ::close(fd);
+    return Result<pid_t>::fail(error);
+  }
+  auto pid = spawn_worker(pool, index, socket, {out[1], err[1]});
+  ::close(out[1]);
+  ::close(err[1]);
+  if (!pid) {
+    ::close(out[0]);
+    ::close(err[0]);
+    return pid;
+  }
+  for (int fd : {out[0], err[0]})
+    asio::co_spawn(control_,
+                   capture_output(asio::posix::stream_descriptor(control_, fd), logs_, pool.name,
+                                  index, pid.value()),
+                   log_failure("output capture"));
+  return pid;
+}
+
+std::optional<std::string> ProcessLauncher::signal_group(pid_t pid, int signal) {
+  // The worker leads its own session and process group: its children go too.
+  if (pid > 0 && ::kill(-pid, signal) != 0 && errno != ESRCH)
+    return fmt::format("kill({}, {}): {}", -pid, signal, ::strerror(errno));
+  return std::nullopt;
+}
+
+asio::awaitable<Readiness> ProcessLauncher::wait_until_ready(pid_t, ProbeChecks checks,
+                                                             Clock::time_point deadline) {
+  co_return co_await manager::wait_until_ready(control_.get_executor(), std::move(checks),
+                                               deadline);
+}
+
+}  // namespace scgi::manager
