@@ -133,16 +133,15 @@ std::string join(const std::vector<std::string_view>& words) {
 }  // namespace
 
 ConfigReader::ConfigReader(const toml::table& table, std::string where,
-                           std::initializer_list<std::string_view> allowed, ErrorList& errors)
+                           std::vector<std::string_view> allowed, ErrorList& errors)
     : table_(table), where_(std::move(where)), errors_(errors) {
-  const std::vector<std::string_view> keys(allowed);
   for (auto&& [key, value] : table_) {
-    if (std::find(keys.begin(), keys.end(), key.str()) != keys.end()) continue;
+    if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) continue;
     std::string message = fmt::format("unknown key \"{}\" {}", key.str(), where_);
-    if (const auto suggestion = nearest(key.str(), keys))
+    if (const auto suggestion = nearest(key.str(), allowed))
       message += fmt::format(": did you mean \"{}\"?", *suggestion);
     else
-      message += fmt::format(": the keys allowed here are {}", join(keys));
+      message += fmt::format(": the keys allowed here are {}", join(allowed));
     errors_.add(position_of(key, value), std::move(message));
   }
 }

@@ -6,7 +6,6 @@
 #include <toml++/toml.h>
 
 #include <cstdint>
-#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <string>
@@ -60,8 +59,8 @@ class ConfigReader {
  public:
   // `where` places the table in messages ("in [proxy]", "at the top level"). Keys
   // outside `allowed` are reported as unknown at once, with a suggestion.
-  ConfigReader(const toml::table& table, std::string where,
-               std::initializer_list<std::string_view> allowed, ErrorList& errors);
+  ConfigReader(const toml::table& table, std::string where, std::vector<std::string_view> allowed,
+               ErrorList& errors);
 
   const toml::table& table() const { return table_; }
   ErrorList& errors() { return errors_; }

@@ -12,6 +12,8 @@
 #include <limits>
 #include <tuple>
 
+#include "scgi/pool_keys.hpp"
+
 namespace scgi::detail {
 namespace {
 
@@ -29,16 +31,6 @@ constexpr std::int64_t kMaxInteger = std::numeric_limits<std::int64_t>::max();
 
 constexpr std::string_view kPortPlaceholder = "{port}";
 constexpr std::string_view kSocketPlaceholder = "{socket}";
-
-// Keys that only mean something for workers the manager runs.
-constexpr std::string_view kWorkerKeys[] = {"socket",        "workers",
-                                            "min_workers",   "max_workers",
-                                            "max_requests",  "max_lifetime",
-                                            "max_rss",       "cwd",
-                                            "env",           "user",
-                                            "group",         "allow_root",
-                                            "stop_timeout",  "restart_backoff",
-                                            "ready_timeout", "idle_timeout"};
 
 // body_buffer and response_buffer: a size up to kMaxBufferBytes.
 void read_buffer_size(ConfigReader& reader, std::string_view key, std::uint64_t& out) {
@@ -116,45 +108,7 @@ class PoolReader {
 };
 
 void PoolReader::read(const toml::table& table, PoolConfig& pool) {
-  ConfigReader reader(table, "in [[pool]]",
-                      {"name",
-                       "listen",
-                       "listen_mode",
-                       "listen_group",
-                       "command",
-                       "socket",
-                       "workers",
-                       "min_workers",
-                       "max_workers",
-                       "concurrency",
-                       "queue_size",
-                       "queue_timeout",
-                       "client_timeout",
-                       "connect_timeout",
-                       "request_timeout",
-                       "max_header",
-                       "max_body",
-                       "body_buffer",
-                       "response_buffer",
-                       "response_spill",
-                       "client_min_rate",
-                       "max_requests",
-                       "max_lifetime",
-                       "max_rss",
-                       "cwd",
-                       "env",
-                       "user",
-                       "group",
-                       "allow_root",
-                       "stop_timeout",
-                       "restart_backoff",
-                       "ready_timeout",
-                       "idle_timeout",
-                       "backends",
-                       "discover",
-                       "discover_interval",
-                       "resolver"},
-                      errors_);
+  ConfigReader reader(table, "in [[pool]]", pool_key_names(), errors_);
   pool.position = to_position(table.source().begin);
 
   if (reader.read_string("name", pool.name)) {
@@ -195,12 +149,11 @@ void PoolReader::read(const toml::table& table, PoolConfig& pool) {
     read_workers(reader, pool);
   } else if (kind) {
     // A pool that balances servers run elsewhere has no workers to shape.
-    for (std::string_view key : kWorkerKeys)
-      if (reader.has(key))
-        reader.error_at_key(
-            key, fmt::format("{} only applies to a pool that runs its workers "
-                             "with command; this pool uses {}: remove {}",
-                             key, *kind == PoolKind::backends ? "backends" : "discover", key));
+    for (std::string_view key : keys_only_for(PoolKind::command))
+      if (key != kind_key(PoolKind::command) && reader.has(key))
+        reader.error_at_key(key, fmt::format("{} only applies to a pool that runs its workers "
+                                             "with command; this pool uses {}: remove {}",
+                                             key, kind_key(*kind), key));
   }
 }
 
@@ -231,7 +184,7 @@ std::optional<PoolKind> PoolReader::read_source(ConfigReader& reader, PoolConfig
     read_backends(reader, pool);
   }
   if (mode_ == Mode::manager) {
-    for (std::string_view key : {"discover", "discover_interval", "resolver"}) {
+    for (std::string_view key : keys_only_for(PoolKind::discover)) {
       if (!reader.has(key)) continue;
       reader.error_at_key(key,
                           fmt::format("{} is for scgi-proxy only: scgi-manager does not follow "
@@ -244,7 +197,8 @@ std::optional<PoolKind> PoolReader::read_source(ConfigReader& reader, PoolConfig
     sources.push_back({"discover", PoolKind::discover});
     read_discovery(reader, pool);
   } else {
-    for (std::string_view key : {"discover_interval", "resolver"})
+    // discover itself is absent here: only the keys that go with it can be.
+    for (std::string_view key : keys_only_for(PoolKind::discover))
       if (reader.has(key))
         reader.error_at_key(key, fmt::format("{} only applies with discover: remove it, or "
                                              "add discover = \"dns:NAME:PORT\"",

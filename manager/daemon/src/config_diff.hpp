@@ -15,10 +15,12 @@ namespace scgi::manager {
 // "pool app: command changed: rolling restart"; empty when nothing changed.
 std::vector<std::string> describe_changes(const Config& before, const Config& after);
 
-// The keys of a pool that differ ("command", "workers", "queue_timeout", …).
+// The keys of a pool that differ ("command", "workers", "queue_timeout", …), in
+// the order of pool_keys().
 std::vector<std::string> changed_pool_keys(const PoolConfig& before, const PoolConfig& after);
 
-// Whether the change needs new worker processes (command, env, cwd, user, group, socket).
+// Whether the change needs new worker processes: a key that rolls changed
+// (scgi/pool_keys.hpp: command, env, cwd, user, group, socket).
 bool needs_new_workers(const PoolConfig& before, const PoolConfig& after);
 
 }  // namespace scgi::manager

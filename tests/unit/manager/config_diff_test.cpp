@@ -2,6 +2,12 @@
 
 #include "config_diff.hpp"
 
+#include <functional>
+#include <map>
+#include <string_view>
+
+#include "scgi/pool_keys.hpp"
+
 using namespace scgi;
 using namespace scgi::manager;
 
@@ -68,4 +74,100 @@ TEST_CASE("a new listen_mode or listen_group is reported, without new workers",
   CHECK_FALSE(needs_new_workers(before, after));
   CHECK(changed_pool_keys(before, after) ==
         std::vector<std::string>{"listen_mode", "listen_group"});
+}
+
+namespace {
+
+// A change of each compared pool key's value, alone.
+const std::map<std::string_view, std::function<void(PoolConfig&)>>& one_change_per_key() {
+  static const std::map<std::string_view, std::function<void(PoolConfig&)>> changes{
+      {"listen",
+       [](PoolConfig& p) {
+         p.listen = Address{Address::Kind::tcp, "127.0.0.1", 4000, {}};
+       }},
+      {"listen_mode", [](PoolConfig& p) { p.listen_mode = 0600; }},
+      {"listen_group", [](PoolConfig& p) { p.listen_group = "www-data"; }},
+      {"command", [](PoolConfig& p) { p.command.push_back("--v2"); }},
+      {"socket", [](PoolConfig& p) { p.socket = SocketMode::port; }},
+      {"workers",
+       [](PoolConfig& p) {
+         p.min_workers = 2;
+         p.max_workers = 2;
+       }},
+      {"min_workers", [](PoolConfig& p) { p.min_workers = 1; }},
+      {"max_workers", [](PoolConfig& p) { p.max_workers = 8; }},
+      {"concurrency", [](PoolConfig& p) { p.concurrency = 2; }},
+      {"queue_size", [](PoolConfig& p) { p.queue_size = 1; }},
+      {"queue_timeout", [](PoolConfig& p) { p.queue_timeout = Milliseconds(1); }},
+      {"client_timeout", [](PoolConfig& p) { p.client_timeout = Milliseconds(1); }},
+      {"connect_timeout", [](PoolConfig& p) { p.connect_timeout = Milliseconds(1); }},
+      {"request_timeout", [](PoolConfig& p) { p.request_timeout = Milliseconds(1); }},
+      {"max_header", [](PoolConfig& p) { p.max_header_bytes = 100; }},
+      {"max_body", [](PoolConfig& p) { p.max_body_bytes = 100; }},
+      {"body_buffer", [](PoolConfig& p) { p.body_buffer_bytes = 100; }},
+      {"response_buffer", [](PoolConfig& p) { p.response_buffer_bytes = 100; }},
+      {"response_spill", [](PoolConfig& p) { p.response_spill_bytes = 100; }},
+      {"client_min_rate", [](PoolConfig& p) { p.client_min_rate = 100; }},
+      {"max_requests", [](PoolConfig& p) { p.max_requests = 100; }},
+      {"max_lifetime", [](PoolConfig& p) { p.max_lifetime = Milliseconds(1); }},
+      {"max_rss", [](PoolConfig& p) { p.max_rss_bytes = 100; }},
+      {"cwd", [](PoolConfig& p) { p.cwd = "/srv"; }},
+      {"env", [](PoolConfig& p) { p.env["APP_ENV"] = "staging"; }},
+      {"user", [](PoolConfig& p) { p.user = "www-data"; }},
+      {"group", [](PoolConfig& p) { p.group = "www-data"; }},
+      {"allow_root", [](PoolConfig& p) { p.allow_root = true; }},
+      {"stop_timeout", [](PoolConfig& p) { p.stop_timeout = Milliseconds(1); }},
+      {"restart_backoff", [](PoolConfig& p) { p.restart_backoff.ceiling = Milliseconds(1'000); }},
+      {"ready_timeout", [](PoolConfig& p) { p.ready_timeout = Milliseconds(1); }},
+      {"idle_timeout", [](PoolConfig& p) { p.idle_timeout = Milliseconds(1); }},
+      {"backends",
+       [](PoolConfig& p) {
+         p.backends.push_back(Address{Address::Kind::tcp, "127.0.0.1", 5001, {}});
+       }},
+      {"discover",
+       [](PoolConfig& p) {
+         p.discover = DnsDiscovery{"app.example", 5000};
+       }},
+      {"discover_interval", [](PoolConfig& p) { p.discover_interval = Milliseconds(1); }},
+      {"resolver",
+       [](PoolConfig& p) {
+         p.resolver = Address{Address::Kind::tcp, "127.0.0.1", 53, {}};
+       }},
+  };
+  return changes;
+}
+
+}  // namespace
+
+TEST_CASE("a reload compares every pool key, and names a key changed alone as itself",
+          "[manager][reload]") {
+  const PoolConfig before = two_pools().pools[0];
+  std::size_t compared = 0;
+  for (const PoolKey& key : pool_keys()) {
+    INFO(key.name);
+    if (key.on_reload == OnReload::identifies) continue;
+    REQUIRE(one_change_per_key().count(key.name) == 1);
+    PoolConfig after = before;
+    one_change_per_key().at(key.name)(after);
+    CHECK(changed_pool_keys(before, after) ==
+          std::vector<std::string>{std::string(key.reported_as)});
+    CHECK(needs_new_workers(before, after) == (key.on_reload == OnReload::rolls));
+    ++compared;
+  }
+  CHECK(compared == one_change_per_key().size());
+}
+
+TEST_CASE("a changed name is no changed key: pools are matched by it", "[manager][reload]") {
+  const PoolConfig before = two_pools().pools[0];
+  PoolConfig after = before;
+  after.name = "renamed";
+  CHECK(changed_pool_keys(before, after).empty());
+}
+
+TEST_CASE("min_workers and max_workers are reported as workers", "[manager][reload]") {
+  const PoolConfig before = two_pools().pools[0];
+  PoolConfig after = before;
+  after.min_workers = 1;
+  after.max_workers = 8;
+  CHECK(changed_pool_keys(before, after) == std::vector<std::string>{"workers"});
 }

@@ -86,11 +86,15 @@ enum class PoolKind {
 struct DnsDiscovery {
   std::string name;  // a DNS name, never an IP literal
   std::uint16_t port = 0;
+
+  bool operator==(const DnsDiscovery&) const = default;
 };
 
 struct RestartBackoff {
   Milliseconds first{100};  // the first delay, doubling up to the ceiling
   Milliseconds ceiling{30'000};
+
+  bool operator==(const RestartBackoff&) const = default;
 };
 
 struct PoolConfig {
