@@ -36,10 +36,12 @@ struct PoolSupervisor::Worker {
 
   const std::uint32_t index;     // SCGI_WORKER: its slot in the pool
   const std::uint32_t instance;  // tells apart a worker and its replacement
-  WorkerState state = WorkerState::stopped;
-  Wanted wanted = Wanted::up;
-  bool replacement = false;  // takes over from another worker of its index once ready
-  bool retiring = false;     // leaves the pool once stopped
+  // Its state, what is wanted of it and its part in the slot: changed only by
+  // the state table, through feed().
+  WorkerSlot slot;
+  bool successor() const { return slot.role == SlotRole::successor; }
+  bool retiring() const { return slot.role == SlotRole::retiring; }
+  bool wanted_up() const { return slot.wanted == Wanted::up; }
   bool drained_by_hand = false;
   std::optional<WorkerSocket> socket;
   std::shared_ptr<PinnedSocket> pinned;     // unix mode: the socket it bound, once checked
@@ -114,14 +116,14 @@ void PoolSupervisor::feed(WorkerPtr worker, WorkerEvent event) {
   while (!worker->pending.empty()) {
     const WorkerEvent next_event = worker->pending.front();
     worker->pending.erase(worker->pending.begin());
-    const Transition t = transition(worker->state, next_event, worker->wanted);
+    const Transition t = transition(worker->slot, next_event);
     if (!t.valid) {
       after_transition(worker);
       continue;
     }
-    const WorkerState before = worker->state;
-    worker->state = t.next;
-    if (before != t.next || !t.actions.empty()) {
+    const WorkerState before = worker->slot.state;
+    worker->slot = t.next;
+    if (before != t.next.state || !t.actions.empty()) {
       ++worker->epoch;
       worker->deadline.reset();
     }
@@ -144,6 +146,12 @@ void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action, Wor
     case WorkerAction::route:
       route(worker);
       break;
+    case WorkerAction::take_over:
+      take_over(worker);
+      break;
+    case WorkerAction::give_up:
+      give_up(worker);
+      break;
     case WorkerAction::drain:
       drain(worker);
       break;
@@ -165,20 +173,16 @@ void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action, Wor
       count_failure(worker);
       break;
     case WorkerAction::schedule_restart:
-      if (worker->wanted == Wanted::down) {
-        post_event(worker, WorkerEvent::stop);  // a failed replacement: given up
-      } else {
-        log_info("{}: restarting in {}", worker_name(*worker),
-                 format_duration(worker->restart_delay));
-        arm_deadline(worker, worker->restart_delay, WorkerEvent::backoff_done);
-      }
+      log_info("{}: restarting in {}", worker_name(*worker),
+               format_duration(worker->restart_delay));
+      arm_deadline(worker, worker->restart_delay, WorkerEvent::backoff_done);
       break;
   }
 }
 
 void PoolSupervisor::after_transition(const WorkerPtr& worker) {
   // A retiring worker leaves once its process is gone.
-  if (worker->state == WorkerState::stopped && worker->retiring && worker->pid == 0)
+  if (worker->slot.state == WorkerState::stopped && worker->retiring() && worker->pid == 0)
     std::erase(workers_, worker);
 }
 
@@ -319,16 +323,6 @@ void PoolSupervisor::route(const WorkerPtr& worker) {
   const Address target = worker->pinned ? worker->pinned->address() : worker->socket->address();
   auto endpoints = resolve_endpoints(target);
   if (!endpoints) return;
-  std::vector<WorkerPtr> replaced;
-  if (worker->replacement) {
-    worker->replacement = false;
-    for (const WorkerPtr& old : find_by_index(worker->index)) {
-      if (old == worker || old->retiring) continue;
-      worker->drained_by_hand = old->drained_by_hand;  // a drain by hand carries over
-      worker->restarts = old->restarts;                // the slot's count goes on
-      replaced.push_back(old);
-    }
-  }
   worker->ready_since = clock_.now();
   const auto membership = worker->drained_by_hand ? proxy::Backend::Membership::draining
                                                   : proxy::Backend::Membership::ready;
@@ -339,10 +333,21 @@ void PoolSupervisor::route(const WorkerPtr& worker) {
   log_info(
       "{}: pid {} ready after {} ms", worker_name(*worker), worker->pid,
       duration_cast<std::chrono::milliseconds>(worker->ready_since - worker->started_at).count());
-  // It takes over: the worker it replaces is drained and stopped now.
-  for (const WorkerPtr& old : replaced)
-    retire(old);
   retire_inherited_backends();
+}
+
+void PoolSupervisor::take_over(const WorkerPtr& worker) {
+  // The worker it replaces is drained and stopped now.
+  for (const WorkerPtr& old : find_by_index(worker->index))
+    if (old != worker && !old->retiring()) retire(old);
+}
+
+void PoolSupervisor::give_up(const WorkerPtr& worker) {
+  log_error("{}: the replacement failed to start ({}); the running worker keeps serving",
+            worker_name(*worker), worker->last_exit);
+  // Recycling tries again only after the backoff ceiling.
+  for (const WorkerPtr& old : find_by_index(worker->index))
+    old->recycle_retry_at = clock_.now() + config_.restart_backoff.ceiling;
 }
 
 void PoolSupervisor::retire_inherited_backends() {
@@ -384,18 +389,7 @@ void PoolSupervisor::signal_group(const WorkerPtr& worker, int signal) {
 
 void PoolSupervisor::count_failure(const WorkerPtr& worker) {
   const auto now = clock_.now();
-  if (worker->replacement) {
-    // The old worker keeps serving; the replacement is given up.
-    log_error("{}: the replacement failed to start ({}); the running worker keeps serving",
-              worker_name(*worker), worker->last_exit);
-    worker->replacement = false;
-    worker->wanted = Wanted::down;
-    worker->retiring = true;
-    for (const WorkerPtr& old : find_by_index(worker->index))
-      old->recycle_retry_at = now + config_.restart_backoff.ceiling;
-    return;
-  }
-  if (worker->wanted == Wanted::down) return;
+  if (!worker->wanted_up()) return;
   worker->restart_delay = worker->backoff.on_failure();
   ++worker->restarts;
   count_restart(worker->failure_reason);
@@ -437,8 +431,8 @@ bool PoolSupervisor::on_exit(pid_t pid, int wait_status) {
   worker->pid = 0;
   worker->last_exit = describe_wait_status(wait_status);
   worker->failure_reason = WIFSIGNALED(wait_status) ? RestartReason::signal : RestartReason::exit;
-  const bool expected = worker->state == WorkerState::stopping ||
-                        worker->state == WorkerState::backoff || worker->wanted == Wanted::down;
+  const bool expected = worker->slot.state == WorkerState::stopping ||
+                        worker->slot.state == WorkerState::backoff || !worker->wanted_up();
   if (expected)
     log_info("{}: pid {} ended: {}", worker_name(*worker), pid, worker->last_exit);
   else
@@ -449,9 +443,9 @@ bool PoolSupervisor::on_exit(pid_t pid, int wait_status) {
 
 // --- Workers coming and going. ---
 
-PoolSupervisor::WorkerPtr PoolSupervisor::add_worker(std::uint32_t index, bool replacement) {
+PoolSupervisor::WorkerPtr PoolSupervisor::add_worker(std::uint32_t index, SlotRole role) {
   auto worker = std::make_shared<Worker>(index, next_instance_++, config_.restart_backoff);
-  worker->replacement = replacement;
+  worker->slot.role = role;
   const auto position = std::find_if(workers_.begin(), workers_.end(),
                                      [index](const WorkerPtr& w) { return w->index > index; });
   workers_.insert(position, worker);
@@ -461,7 +455,7 @@ PoolSupervisor::WorkerPtr PoolSupervisor::add_worker(std::uint32_t index, bool r
 std::uint32_t PoolSupervisor::free_index() const {
   for (std::uint32_t index = 0;; ++index) {
     const bool taken = std::any_of(workers_.begin(), workers_.end(), [index](const WorkerPtr& w) {
-      return w->index == index && !w->retiring;
+      return w->index == index && !w->retiring();
     });
     if (!taken) return index;
   }
@@ -492,15 +486,12 @@ PoolSupervisor::WorkerPtr PoolSupervisor::find_by_backend(const proxy::Backend* 
 }
 
 void PoolSupervisor::retire(const WorkerPtr& worker) {
-  worker->wanted = Wanted::down;
-  worker->retiring = true;
-  worker->replacement = false;
-  feed(worker, WorkerEvent::stop);
+  feed(worker, WorkerEvent::retire);
 }
 
 bool PoolSupervisor::replacing() const {
   return std::any_of(workers_.begin(), workers_.end(),
-                     [](const WorkerPtr& w) { return w->replacement; });
+                     [](const WorkerPtr& w) { return w->successor(); });
 }
 
 void PoolSupervisor::replace(const WorkerPtr& worker, RestartReason reason, std::string why) {
@@ -508,7 +499,10 @@ void PoolSupervisor::replace(const WorkerPtr& worker, RestartReason reason, std:
   worker->recycle_retry_at = clock_.now() + config_.restart_backoff.ceiling;
   count_restart(reason);
   ++worker->restarts;
-  feed(add_worker(worker->index, true), WorkerEvent::start);
+  const WorkerPtr successor = add_worker(worker->index, SlotRole::successor);
+  successor->restarts = worker->restarts;                // the slot's count goes on
+  successor->drained_by_hand = worker->drained_by_hand;  // a drain by hand carries over
+  feed(successor, WorkerEvent::start);
 }
 
 void PoolSupervisor::count_restart(RestartReason reason) {
@@ -537,7 +531,7 @@ void PoolSupervisor::tick(Clock::time_point now, bool sample_usage) {
       // Just started: a first figure from its own process until the next pass.
       if (auto usage = read_process_usage(worker->pid)) worker->usage = usage.value();
     }
-    if (worker->state != WorkerState::ready) continue;
+    if (worker->slot.state != WorkerState::ready) continue;
     worker->backoff.on_up(worker->ready_since, now);
     if (failing_.on_up(worker->ready_since, now))
       log_info("pool {}: recovered: {} stayed up", config_.name, worker_name(*worker));
@@ -547,7 +541,7 @@ void PoolSupervisor::tick(Clock::time_point now, bool sample_usage) {
 }
 
 void PoolSupervisor::check_limits(const WorkerPtr& worker, Clock::time_point now) {
-  if (worker->retiring || worker->wanted == Wanted::down || replacing() ||
+  if (worker->slot.role != SlotRole::serving || !worker->wanted_up() || replacing() ||
       now < worker->recycle_retry_at)
     return;
   const WorkerFacts facts{.served = worker->backend ? worker->backend->requests() : 0,
@@ -563,7 +557,7 @@ std::uint32_t PoolSupervisor::wanted_count() const {
   // Hand-stopped workers keep their slot: the scaler does not fill it.
   return static_cast<std::uint32_t>(
       std::count_if(workers_.begin(), workers_.end(),
-                    [](const WorkerPtr& w) { return !w->retiring && !w->replacement; }));
+                    [](const WorkerPtr& w) { return w->slot.role == SlotRole::serving; }));
 }
 
 void PoolSupervisor::apply_scaling(Clock::time_point now) {
@@ -575,7 +569,7 @@ void PoolSupervisor::apply_scaling(Clock::time_point now) {
   input.oldest_wait = pool_->oldest_wait();
   input.concurrency = config_.concurrency;
   for (const WorkerPtr& worker : workers_) {
-    if (worker->state == WorkerState::starting) ++input.starting;
+    if (worker->slot.state == WorkerState::starting) ++input.starting;
     if (worker->backend) input.in_flight += worker->backend->in_flight();
   }
   if (config_.is_dynamic()) {
@@ -600,7 +594,7 @@ void PoolSupervisor::apply_scaling(Clock::time_point now) {
   while (wanted_count() > target_) {
     WorkerPtr victim;
     for (const WorkerPtr& worker : workers_)
-      if (!worker->retiring && !worker->replacement) victim = worker;
+      if (worker->slot.role == SlotRole::serving) victim = worker;
     retire(victim);
   }
 }
@@ -610,9 +604,9 @@ void PoolSupervisor::start_toward_target() {
   if (wanted >= target_) return;
   const auto starting = static_cast<std::uint32_t>(
       std::count_if(workers_.begin(), workers_.end(),
-                    [](const WorkerPtr& w) { return w->state == WorkerState::starting; }));
+                    [](const WorkerPtr& w) { return w->slot.state == WorkerState::starting; }));
   for (std::uint32_t n = starts_allowed(target_ - wanted, starting); n > 0; --n)
-    feed(add_worker(free_index(), false), WorkerEvent::start);
+    feed(add_worker(free_index(), SlotRole::serving), WorkerEvent::start);
 }
 
 // --- The balancer's reports. ---
@@ -621,14 +615,14 @@ void PoolSupervisor::on_backend_idle(const std::shared_ptr<proxy::Backend>& back
   changed_.notify();                      // wait_drained() waits for this
   if (backend->in_flight() != 0) return;  // a late report; another comes when it is idle
   if (WorkerPtr worker = find_by_backend(backend.get());
-      worker && worker->state == WorkerState::draining)
+      worker && worker->slot.state == WorkerState::draining)
     feed(worker, WorkerEvent::drained);
 }
 
 void PoolSupervisor::on_backend_timed_out(const std::shared_ptr<proxy::Backend>& backend,
                                           std::string uri, std::chrono::nanoseconds elapsed) {
   WorkerPtr worker = find_by_backend(backend.get());
-  if (!worker || config_.concurrency != 1 || worker->retiring || replacing()) return;
+  if (!worker || config_.concurrency != 1 || worker->retiring() || replacing()) return;
   // One request at a time and none answered: the worker is stuck (uWSGI's harakiri).
   log_warn("{}: pid {} is stuck: {} got no answer for {} ms (request_timeout {}); recycling it",
            worker_name(*worker), worker->pid, uri.empty() ? "a request" : quote_for_log(uri),
@@ -671,11 +665,8 @@ asio::awaitable<void> PoolSupervisor::stop_all() {
   // A reload that converted the pool back owns what it had before.
   inherited_.clear();
   tick_alarm_.reset();
-  for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
-    worker->wanted = Wanted::down;
-    worker->replacement = false;
-    feed(worker, WorkerEvent::stop);
-  }
+  for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_))
+    feed(worker, WorkerEvent::halt);
   const auto no_process_left = [this] {
     return std::none_of(workers_.begin(), workers_.end(),
                         [](const WorkerPtr& w) { return w->pid > 0; });
@@ -718,8 +709,8 @@ control::PoolStatus PoolSupervisor::status() const {
     control::WorkerStatus w;
     w.index = worker->index;
     w.pid = worker->pid;
-    w.state = std::string(manager::name(worker->state));
-    w.wanted = worker->wanted == Wanted::up ? "up" : "down";
+    w.state = std::string(manager::name(worker->slot.state));
+    w.wanted = worker->wanted_up() ? "up" : "down";
     w.drained = worker->drained_by_hand;
     w.address = worker->socket ? worker->socket->address().to_string() : "";
     if (worker->pid > 0)
@@ -736,10 +727,10 @@ control::PoolStatus PoolSupervisor::status() const {
     out.workers.push_back(std::move(w));
   }
   const auto ready = std::count_if(workers_.begin(), workers_.end(), [](const WorkerPtr& w) {
-    return w->state == WorkerState::ready && !w->retiring;
+    return w->slot.state == WorkerState::ready && !w->retiring();
   });
   const auto wanted_up = std::count_if(workers_.begin(), workers_.end(), [](const WorkerPtr& w) {
-    return w->wanted == Wanted::up && !w->retiring && !w->replacement;
+    return w->wanted_up() && w->slot.role == SlotRole::serving;
   });
   out.state = failing_.failing()   ? "failing"
               : wanted_up == 0     ? "stopped"
@@ -751,9 +742,8 @@ control::PoolStatus PoolSupervisor::status() const {
 Result<std::string> PoolSupervisor::start_workers(std::optional<std::uint32_t> index) {
   int started = 0;
   for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
-    if ((index && worker->index != *index) || worker->retiring) continue;
-    if (worker->wanted == Wanted::up) continue;
-    worker->wanted = Wanted::up;
+    if ((index && worker->index != *index) || worker->retiring()) continue;
+    if (worker->wanted_up()) continue;
     feed(worker, WorkerEvent::start);
     ++started;
   }
@@ -764,11 +754,9 @@ Result<std::string> PoolSupervisor::start_workers(std::optional<std::uint32_t> i
 Result<std::string> PoolSupervisor::stop_workers(std::optional<std::uint32_t> index) {
   int stopped = 0;
   for (const WorkerPtr& worker : std::list<WorkerPtr>(workers_)) {
-    if ((index && worker->index != *index) || worker->retiring) continue;
-    if (worker->wanted == Wanted::down) continue;
-    worker->wanted = Wanted::down;
-    worker->replacement = false;
-    feed(worker, WorkerEvent::stop);
+    if ((index && worker->index != *index) || worker->retiring()) continue;
+    if (!worker->wanted_up()) continue;
+    feed(worker, WorkerEvent::halt);
     ++stopped;
   }
   if (stopped == 0) return Result<std::string>::ok("nothing to stop: already stopped");
@@ -790,8 +778,8 @@ asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
                     config_.name, config_.name));
   std::vector<std::uint32_t> indexes;
   for (const WorkerPtr& worker : workers_)
-    if ((!index || worker->index == *index) && !worker->retiring && !worker->replacement &&
-        worker->wanted == Wanted::up)
+    if ((!index || worker->index == *index) && worker->slot.role == SlotRole::serving &&
+        worker->wanted_up())
       indexes.push_back(worker->index);
   if (indexes.empty())
     co_return R::fail(index
@@ -828,13 +816,14 @@ asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
       co_return R::fail("the pool was removed by a reload");
     WorkerPtr old;
     for (const WorkerPtr& worker : find_by_index(i))
-      if (!worker->retiring && worker->wanted == Wanted::up) old = worker;
+      if (worker->slot.role == SlotRole::serving && worker->wanted_up()) old = worker;
     if (!old || stopping_) continue;
-    if (old->state != WorkerState::ready) {
+    if (old->slot.state != WorkerState::ready) {
       // Not serving: start it over now (a start in progress, or a backoff cut short).
       report(fmt::format("{}[{}] was {}: starting it over", config_.name, i,
-                         manager::name(old->state)));
-      feed(old, old->state == WorkerState::backoff ? WorkerEvent::backoff_done : WorkerEvent::stop);
+                         manager::name(old->slot.state)));
+      feed(old,
+           old->slot.state == WorkerState::backoff ? WorkerEvent::backoff_done : WorkerEvent::stop);
       ++done;
       continue;
     }
@@ -842,10 +831,11 @@ asio::awaitable<Result<std::string>> PoolSupervisor::restart_workers(
     replace(old, RestartReason::recycle, "restarting by request");
     WorkerPtr successor;
     for (const WorkerPtr& worker : find_by_index(i))
-      if (worker->replacement) successor = worker;
-    if (!co_await wait_until([&] { return !successor || !successor->replacement; }, limit))
+      if (worker->successor()) successor = worker;
+    // It takes over (serving) or is given up (retiring).
+    if (!co_await wait_until([&] { return !successor || !successor->successor(); }, limit))
       co_return R::fail("the pool was removed by a reload");
-    if (!successor || successor->retiring || successor->state != WorkerState::ready)
+    if (!successor || successor->retiring() || successor->slot.state != WorkerState::ready)
       co_return R::fail(fmt::format(
           "{}[{}]: the replacement did not become ready ({}); the restart stopped after {} of "
           "{} workers and pid {} keeps serving. See scgictl logs {}:{}",
@@ -879,9 +869,9 @@ Result<std::string> PoolSupervisor::scale(std::uint32_t workers) {
 Result<std::string> PoolSupervisor::set_drained(std::uint32_t index, bool drained) {
   int changed = 0;
   for (const WorkerPtr& worker : find_by_index(index)) {
-    if (worker->retiring) continue;
+    if (worker->retiring()) continue;
     worker->drained_by_hand = drained;
-    if (worker->backend && worker->state == WorkerState::ready)
+    if (worker->backend && worker->slot.state == WorkerState::ready)
       pool_->set_membership(worker->backend, drained ? proxy::Backend::Membership::draining
                                                      : proxy::Backend::Membership::ready);
     ++changed;

@@ -103,6 +103,8 @@ class PoolSupervisor {
   void spawn_failed(const WorkerPtr& worker);
   void probe(const WorkerPtr& worker);
   void route(const WorkerPtr& worker);
+  void take_over(const WorkerPtr& worker);
+  void give_up(const WorkerPtr& worker);
   void drain(const WorkerPtr& worker);
   void unroute(const WorkerPtr& worker);
   ProbeChecks probe_checks(const WorkerPtr& worker, uid_t owner);
@@ -115,7 +117,7 @@ class PoolSupervisor {
   void after_transition(const WorkerPtr& worker);
 
   // Workers coming and going.
-  WorkerPtr add_worker(std::uint32_t index, bool replacement);
+  WorkerPtr add_worker(std::uint32_t index, SlotRole role);
   std::uint32_t free_index() const;
   void retire(const WorkerPtr& worker);
   void replace(const WorkerPtr& worker, RestartReason reason, std::string why);

@@ -7,9 +7,16 @@ using enum WorkerState;
 using enum WorkerEvent;
 using A = WorkerAction;
 
+// A row: the next state with the slot's wanted and role unchanged.
+struct Row {
+  WorkerState next;
+  std::vector<WorkerAction> actions;
+  bool valid = true;
+};
+
 // What happens after the process is gone: back up (after the backoff delay) if
 // it is wanted up, else it stays stopped.
-Transition after_exit(Wanted wanted, std::vector<WorkerAction> actions) {
+Row after_exit(Wanted wanted, std::vector<WorkerAction> actions) {
   if (wanted == Wanted::up) {
     actions.push_back(A::schedule_restart);
     return {backoff, std::move(actions)};
@@ -17,13 +24,12 @@ Transition after_exit(Wanted wanted, std::vector<WorkerAction> actions) {
   return {stopped, std::move(actions)};
 }
 
-Transition ignored(WorkerState state) {
+Row ignored(WorkerState state) {
   return {state, {}, false};
 }
 
-}  // namespace
-
-Transition transition(WorkerState state, WorkerEvent event, Wanted wanted) {
+// The process's side: what an event does in each state, given what is wanted.
+Row process_row(WorkerState state, WorkerEvent event, Wanted wanted) {
   switch (state) {
     case starting:
       switch (event) {
@@ -100,6 +106,55 @@ Transition transition(WorkerState state, WorkerEvent event, Wanted wanted) {
   return ignored(state);
 }
 
+Transition with_slot(WorkerSlot slot, Row row) {
+  slot.state = row.next;
+  return {slot, std::move(row.actions), row.valid};
+}
+
+}  // namespace
+
+Transition transition(const WorkerSlot& slot, WorkerEvent event) {
+  // A successor that is still starting either takes over or is given up: a
+  // failed successor is no failure of the slot, whose worker keeps serving.
+  if (slot.role == SlotRole::successor && slot.state == starting) {
+    const WorkerSlot given_up{stopped, Wanted::down, SlotRole::retiring};
+    switch (event) {
+      case became_ready:
+        return {{ready, Wanted::up, SlotRole::serving}, {A::route, A::take_over}};
+      case spawn_failed:
+      case exited:
+        return {given_up, {A::give_up}};
+      case ready_timeout:
+        return {{stopping, Wanted::down, SlotRole::retiring}, {A::give_up, A::kill}};
+      default:
+        break;
+    }
+  }
+  switch (event) {
+    case halt:
+    case retire: {
+      // What is wanted changes even where the process has nothing to do.
+      WorkerSlot down = slot;
+      down.wanted = Wanted::down;
+      // A successor stopped before it took over leaves: the slot keeps its worker.
+      if (event == retire || slot.role == SlotRole::successor) down.role = SlotRole::retiring;
+      const Row row = process_row(slot.state, stop, Wanted::down);
+      if (!row.valid) return {down, {}, down != slot};
+      return with_slot(down, row);
+    }
+    case start: {
+      if (slot.role == SlotRole::retiring) return with_slot(slot, ignored(slot.state));
+      WorkerSlot up = slot;
+      up.wanted = Wanted::up;
+      const Row row = process_row(slot.state, start, Wanted::up);
+      if (!row.valid) return {up, {}, up != slot};  // comes back up once stopped
+      return with_slot(up, row);
+    }
+    default:
+      return with_slot(slot, process_row(slot.state, event, slot.wanted));
+  }
+}
+
 std::string_view name(WorkerState state) {
   switch (state) {
     case starting:
@@ -130,6 +185,10 @@ std::string_view name(WorkerEvent event) {
       return "exited";
     case stop:
       return "stop";
+    case halt:
+      return "halt";
+    case retire:
+      return "retire";
     case drained:
       return "drained";
     case stop_timeout:
@@ -150,6 +209,10 @@ std::string_view name(WorkerAction action) {
       return "probe";
     case A::route:
       return "route";
+    case A::take_over:
+      return "take_over";
+    case A::give_up:
+      return "give_up";
     case A::drain:
       return "drain";
     case A::unroute:
@@ -162,6 +225,18 @@ std::string_view name(WorkerAction action) {
       return "count_failure";
     case A::schedule_restart:
       return "schedule_restart";
+  }
+  return "?";
+}
+
+std::string_view name(SlotRole role) {
+  switch (role) {
+    case SlotRole::serving:
+      return "serving";
+    case SlotRole::successor:
+      return "successor";
+    case SlotRole::retiring:
+      return "retiring";
   }
   return "?";
 }

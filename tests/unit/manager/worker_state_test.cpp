@@ -12,16 +12,24 @@ using S = WorkerState;
 
 namespace {
 
-// Runs events from `state` and returns the final state with every action.
-std::pair<S, std::vector<A>> run(S state, Wanted wanted, std::initializer_list<E> events) {
+// Runs events from `slot` and returns the final slot with every action.
+std::pair<WorkerSlot, std::vector<A>> run_slot(WorkerSlot slot, std::initializer_list<E> events) {
   std::vector<A> actions;
   for (const E event : events) {
-    const Transition t = transition(state, event, wanted);
+    const Transition t = transition(slot, event);
     REQUIRE(t.valid);
-    state = t.next;
+    slot = t.next;
     actions.insert(actions.end(), t.actions.begin(), t.actions.end());
   }
-  return {state, actions};
+  return {slot, actions};
+}
+
+// The same for a slot's own worker, returning its final state.
+std::pair<S, std::vector<A>> run(S state, Wanted wanted, std::initializer_list<E> events) {
+  auto [slot, actions] = run_slot({state, wanted, SlotRole::serving}, events);
+  CHECK(slot.wanted == wanted);
+  CHECK(slot.role == SlotRole::serving);
+  return {slot.state, actions};
 }
 
 }  // namespace
@@ -88,30 +96,79 @@ TEST_CASE("a worker stopped on purpose while wanted up (a recycle) restarts at o
 TEST_CASE("a worker stopped by hand stays stopped until started", "[manager][state]") {
   auto [state, actions] = run(S::backoff, Wanted::down, {E::stop});
   CHECK(state == S::stopped);
-  CHECK_FALSE(transition(S::stopped, E::backoff_done, Wanted::down).valid);
-  CHECK(transition(S::stopped, E::start, Wanted::up).next == S::starting);
+  CHECK_FALSE(transition({S::stopped, Wanted::down}, E::backoff_done).valid);
+  CHECK(transition({S::stopped, Wanted::down}, E::start).next ==
+        WorkerSlot{S::starting, Wanted::up, SlotRole::serving});
 }
 
 TEST_CASE("events that mean nothing in a state are ignored, never a crash", "[manager][state]") {
   const S states[] = {S::starting, S::ready, S::draining, S::stopping, S::backoff, S::stopped};
-  const E events[] = {E::spawn_failed, E::became_ready, E::ready_timeout, E::exited, E::stop,
-                      E::drained,      E::stop_timeout, E::backoff_done,  E::start};
+  const E events[] = {E::spawn_failed, E::became_ready, E::ready_timeout, E::exited,
+                      E::stop,         E::halt,         E::retire,        E::drained,
+                      E::stop_timeout, E::backoff_done, E::start};
   int valid = 0;
   for (const S state : states) {
     for (const E event : events) {
       for (const Wanted wanted : {Wanted::up, Wanted::down}) {
-        const Transition t = transition(state, event, wanted);
-        if (!t.valid) {
-          CHECK(t.next == state);
-          CHECK(t.actions.empty());
-        } else {
-          ++valid;
+        for (const SlotRole role : {SlotRole::serving, SlotRole::successor, SlotRole::retiring}) {
+          const WorkerSlot slot{state, wanted, role};
+          const Transition t = transition(slot, event);
+          if (!t.valid) {
+            CHECK(t.next == slot);
+            CHECK(t.actions.empty());
+          } else {
+            ++valid;
+          }
+          CHECK_FALSE(name(t.next.state).empty());
+          // Nothing leaves retiring: a worker that leaves the pool never comes back.
+          if (role == SlotRole::retiring) CHECK(t.next.role == SlotRole::retiring);
         }
-        CHECK_FALSE(name(t.next).empty());
       }
     }
   }
-  CHECK(valid > 20);
+  CHECK(valid > 60);
+}
+
+TEST_CASE("a successor takes over once ready, and the slot's worker retires", "[manager][state]") {
+  auto [slot, actions] =
+      run_slot({S::stopped, Wanted::up, SlotRole::successor}, {E::start, E::became_ready});
+  CHECK(slot == WorkerSlot{S::ready, Wanted::up, SlotRole::serving});
+  CHECK(actions == std::vector<A>{A::spawn, A::probe, A::route, A::take_over});
+  // The worker it replaces: drained, stopped, and gone from the slot for good.
+  std::tie(slot, actions) =
+      run_slot({S::ready, Wanted::up, SlotRole::serving}, {E::retire, E::drained, E::exited});
+  CHECK(slot == WorkerSlot{S::stopped, Wanted::down, SlotRole::retiring});
+  CHECK(actions == std::vector<A>{A::drain, A::unroute, A::terminate});
+  CHECK_FALSE(transition(slot, E::start).valid);
+}
+
+TEST_CASE("a successor that fails to start is given up, never counted against the slot",
+          "[manager][state]") {
+  const WorkerSlot starting{S::starting, Wanted::up, SlotRole::successor};
+  for (const E event : {E::spawn_failed, E::exited}) {
+    const Transition t = transition(starting, event);
+    CHECK(t.next == WorkerSlot{S::stopped, Wanted::down, SlotRole::retiring});
+    CHECK(t.actions == std::vector<A>{A::give_up});
+  }
+  auto [slot, actions] = run_slot(starting, {E::ready_timeout, E::exited});
+  CHECK(slot == WorkerSlot{S::stopped, Wanted::down, SlotRole::retiring});
+  CHECK(actions == std::vector<A>{A::give_up, A::kill});
+}
+
+TEST_CASE("halt stops a worker for good, and a successor halted leaves the slot", "[manager][state]") {
+  auto [slot, actions] = run_slot({S::ready, Wanted::up}, {E::halt, E::drained, E::exited});
+  CHECK(slot == WorkerSlot{S::stopped, Wanted::down, SlotRole::serving});
+  std::tie(slot, actions) = run_slot({S::starting, Wanted::up, SlotRole::successor}, {E::halt});
+  CHECK(slot == WorkerSlot{S::stopping, Wanted::down, SlotRole::retiring});
+  CHECK(actions == std::vector<A>{A::terminate});
+  // Already stopped: only what is wanted changes.
+  const Transition t = transition({S::stopped, Wanted::up}, E::halt);
+  CHECK(t.valid);
+  CHECK(t.next == WorkerSlot{S::stopped, Wanted::down, SlotRole::serving});
+  CHECK(t.actions.empty());
+  // Started again while still stopping: it comes back once its process is gone.
+  std::tie(slot, actions) = run_slot({S::stopping, Wanted::down}, {E::start, E::exited});
+  CHECK(slot == WorkerSlot{S::starting, Wanted::up, SlotRole::serving});
 }
 
 TEST_CASE("backoff doubles from the first delay to the ceiling and resets after staying up",
