@@ -5,7 +5,9 @@
 // it events (process exits, probes, alarms, the balancer's drain reports) and
 // carries out the actions that come back. Processes and time are reached only
 // through the injected WorkerLauncher and SupervisorClock, so unit tests drive
-// it without either. Runs on the manager's control
+// it without either. Around the driver (pool_supervisor.cpp): when to recycle
+// (recycling.cpp), how many to run (scaler.cpp), scgictl's commands
+// (pool_commands.cpp). Runs on the manager's control
 // thread only; the balancer's events are posted there. A pool that had fixed
 // or discovered backends until a reload keeps them until its first worker is
 // routed, then drains them: the workers alone serve it from then on.
