@@ -143,10 +143,7 @@ Result<std::string> PoolSupervisor::set_drained(std::uint32_t index, bool draine
   int changed = 0;
   for (const WorkerPtr& worker : find_by_index(index)) {
     if (worker->retiring()) continue;
-    worker->drained_by_hand = drained;
-    if (worker->backend && worker->slot.state == WorkerState::ready)
-      pool_->set_membership(worker->backend, drained ? proxy::Backend::Membership::draining
-                                                     : proxy::Backend::Membership::ready);
+    feed(worker, drained ? WorkerEvent::hold : WorkerEvent::release);
     ++changed;
   }
   if (changed == 0)

@@ -120,6 +120,13 @@ void PoolSupervisor::carry_out(const WorkerPtr& worker, WorkerAction action, Wor
     case WorkerAction::drain:
       drain(worker);
       break;
+    case WorkerAction::hold_back:
+    case WorkerAction::let_in:
+      if (worker->backend)
+        pool_->set_membership(worker->backend, action == WorkerAction::hold_back
+                                                   ? proxy::Backend::Membership::draining
+                                                   : proxy::Backend::Membership::ready);
+      break;
     case WorkerAction::unroute:
       unroute(worker);
       break;
@@ -289,8 +296,8 @@ void PoolSupervisor::route(const WorkerPtr& worker) {
   auto endpoints = resolve_endpoints(target);
   if (!endpoints) return;
   worker->ready_since = clock_.now();
-  const auto membership = worker->drained_by_hand ? proxy::Backend::Membership::draining
-                                                  : proxy::Backend::Membership::ready;
+  const auto membership =
+      worker->slot.held ? proxy::Backend::Membership::draining : proxy::Backend::Membership::ready;
   // Labelled by its slot in metrics: a restart or recycle starts no new series.
   worker->backend =
       pool_->add_backend(worker->socket->address().to_string(), std::move(endpoints).value(),
@@ -465,8 +472,8 @@ void PoolSupervisor::replace(const WorkerPtr& worker, RestartReason reason, std:
   count_restart(reason);
   ++worker->restarts;
   const WorkerPtr successor = add_worker(worker->index, SlotRole::successor);
-  successor->restarts = worker->restarts;                // the slot's count goes on
-  successor->drained_by_hand = worker->drained_by_hand;  // a drain by hand carries over
+  successor->restarts = worker->restarts;    // the slot's count goes on
+  successor->slot.held = worker->slot.held;  // a drain by hand carries over
   feed(successor, WorkerEvent::start);
 }
 
@@ -676,7 +683,7 @@ control::PoolStatus PoolSupervisor::status() const {
     w.pid = worker->pid;
     w.state = std::string(manager::name(worker->slot.state));
     w.wanted = worker->wanted_up() ? "up" : "down";
-    w.drained = worker->drained_by_hand;
+    w.drained = worker->slot.held;
     w.address = worker->socket ? worker->socket->address().to_string() : "";
     if (worker->pid > 0)
       w.uptime_seconds = std::chrono::duration<double>(now - worker->started_at).count();

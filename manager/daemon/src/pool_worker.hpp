@@ -29,7 +29,6 @@ struct PoolSupervisor::Worker {
   bool successor() const { return slot.role == SlotRole::successor; }
   bool retiring() const { return slot.role == SlotRole::retiring; }
   bool wanted_up() const { return slot.wanted == Wanted::up; }
-  bool drained_by_hand = false;
   std::optional<WorkerSocket> socket;
   std::shared_ptr<PinnedSocket> pinned;     // unix mode: the socket it bound, once checked
   std::shared_ptr<proxy::Backend> backend;  // while routed

@@ -117,15 +117,18 @@ Transition transition(const WorkerSlot& slot, WorkerEvent event) {
   // A successor that is still starting either takes over or is given up: a
   // failed successor is no failure of the slot, whose worker keeps serving.
   if (slot.role == SlotRole::successor && slot.state == starting) {
-    const WorkerSlot given_up{stopped, Wanted::down, SlotRole::retiring};
+    WorkerSlot next = slot;  // a drain by hand carries over
     switch (event) {
       case became_ready:
-        return {{ready, Wanted::up, SlotRole::serving}, {A::route, A::take_over}};
+        next.role = SlotRole::serving;
+        return with_slot(next, {ready, {A::route, A::take_over}});
       case spawn_failed:
       case exited:
-        return {given_up, {A::give_up}};
       case ready_timeout:
-        return {{stopping, Wanted::down, SlotRole::retiring}, {A::give_up, A::kill}};
+        next.wanted = Wanted::down;
+        next.role = SlotRole::retiring;
+        if (event == ready_timeout) return with_slot(next, {stopping, {A::give_up, A::kill}});
+        return with_slot(next, {stopped, {A::give_up}});
       default:
         break;
     }
@@ -141,6 +144,17 @@ Transition transition(const WorkerSlot& slot, WorkerEvent event) {
       const Row row = process_row(slot.state, stop, Wanted::down);
       if (!row.valid) return {down, {}, down != slot};
       return with_slot(down, row);
+    }
+    case hold:
+    case release: {
+      // Only a routed worker changes what the balancer does; elsewhere the
+      // mark waits for route (a successor starts with its slot's mark).
+      if (slot.role == SlotRole::retiring) return with_slot(slot, ignored(slot.state));
+      WorkerSlot marked = slot;
+      marked.held = event == hold;
+      if (marked == slot) return {slot, {}, false};
+      if (slot.state != ready) return {marked, {}};
+      return {marked, {event == hold ? A::hold_back : A::let_in}};
     }
     case start: {
       if (slot.role == SlotRole::retiring) return with_slot(slot, ignored(slot.state));
@@ -197,6 +211,10 @@ std::string_view name(WorkerEvent event) {
       return "backoff_done";
     case start:
       return "start";
+    case hold:
+      return "hold";
+    case release:
+      return "release";
   }
   return "?";
 }
@@ -215,6 +233,10 @@ std::string_view name(WorkerAction action) {
       return "give_up";
     case A::drain:
       return "drain";
+    case A::hold_back:
+      return "hold_back";
+    case A::let_in:
+      return "let_in";
     case A::unroute:
       return "unroute";
     case A::terminate:

@@ -24,6 +24,7 @@ struct WorkerSlot {
   WorkerState state = WorkerState::stopped;
   Wanted wanted = Wanted::up;
   SlotRole role = SlotRole::serving;
+  bool held = false;  // drained by hand (scgictl drain): routed, but given no new request
   bool operator==(const WorkerSlot&) const = default;
 };
 
@@ -39,6 +40,8 @@ enum class WorkerEvent {
   stop_timeout,   // stop_timeout passed while draining or after SIGTERM
   backoff_done,   // the restart delay passed
   start,          // wanted up (again); a stopped worker starts
+  hold,           // drained by hand: no new request until released
+  release,        // undrained by hand: requests again
 };
 
 enum class WorkerAction {
@@ -48,6 +51,8 @@ enum class WorkerAction {
   take_over,         // a successor serves now: the slot's other workers retire
   give_up,           // a successor failed to start: the slot's worker keeps serving
   drain,             // tell the balancer: no new requests; report drained when idle
+  hold_back,         // tell the balancer: no new requests (it stays, held by hand)
+  let_in,            // tell the balancer: requests again
   unroute,           // tell the balancer: gone
   terminate,         // SIGTERM to its process group, then wait up to stop_timeout
   kill,              // SIGKILL to its process group

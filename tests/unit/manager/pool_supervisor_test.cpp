@@ -245,3 +245,23 @@ TEST_CASE("supervisor: stop_all returns once every worker has exited", "[manager
   CHECK(pool.launcher.running.empty());
   CHECK(pool.routed() == 0);
 }
+
+TEST_CASE("supervisor: a worker drained by hand stays drained through its replacement",
+          "[manager][supervisor]") {
+  PoolConfig config = pool_of(1);
+  config.max_lifetime = Milliseconds(10'000);
+  ScriptedPool pool(config);
+  REQUIRE(pool.supervisor->set_drained(0, true));
+  pool.settle();
+  CHECK(pool.status().workers[0].drained);
+  CHECK(pool.routable() == 0);
+  pool.advance(11'100ms);  // recycled
+  CHECK(pid_of(pool, 0) == pool.launcher.last_pid());
+  CHECK(pool.status().workers.size() == 1);
+  CHECK(pool.status().workers[0].drained);
+  CHECK(pool.routed() == 1);
+  CHECK(pool.routable() == 0);
+  REQUIRE(pool.supervisor->set_drained(0, false));
+  pool.settle();
+  CHECK(pool.routable() == 1);
+}

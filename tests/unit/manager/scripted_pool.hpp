@@ -183,6 +183,13 @@ class ScriptedPool {
     return out;
   }
   std::size_t routed() const { return pool_->backends().size(); }
+  // Routed and given new requests (not drained).
+  std::size_t routable() const {
+    std::size_t n = 0;
+    for (const auto& backend : pool_->backends())
+      if (backend->membership() == proxy::Backend::Membership::ready) ++n;
+    return n;
+  }
   asio::io_context& control() { return control_; }
 
   ManualClock clock;

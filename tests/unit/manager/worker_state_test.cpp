@@ -155,7 +155,8 @@ TEST_CASE("a successor that fails to start is given up, never counted against th
   CHECK(actions == std::vector<A>{A::give_up, A::kill});
 }
 
-TEST_CASE("halt stops a worker for good, and a successor halted leaves the slot", "[manager][state]") {
+TEST_CASE("halt stops a worker for good, and a successor halted leaves the slot",
+          "[manager][state]") {
   auto [slot, actions] = run_slot({S::ready, Wanted::up}, {E::halt, E::drained, E::exited});
   CHECK(slot == WorkerSlot{S::stopped, Wanted::down, SlotRole::serving});
   std::tie(slot, actions) = run_slot({S::starting, Wanted::up, SlotRole::successor}, {E::halt});
@@ -169,6 +170,23 @@ TEST_CASE("halt stops a worker for good, and a successor halted leaves the slot"
   // Started again while still stopping: it comes back once its process is gone.
   std::tie(slot, actions) = run_slot({S::stopping, Wanted::down}, {E::start, E::exited});
   CHECK(slot == WorkerSlot{S::starting, Wanted::up, SlotRole::serving});
+}
+
+TEST_CASE("a drain by hand holds a routed worker back, and marks one not yet routed",
+          "[manager][state]") {
+  Transition t = transition({S::ready, Wanted::up}, E::hold);
+  CHECK(t.next.held);
+  CHECK(t.actions == std::vector<A>{A::hold_back});
+  CHECK_FALSE(transition(t.next, E::hold).valid);  // already held
+  t = transition(t.next, E::release);
+  CHECK_FALSE(t.next.held);
+  CHECK(t.actions == std::vector<A>{A::let_in});
+  // Starting: only the mark, which route() then follows.
+  t = transition({S::starting, Wanted::up}, E::hold);
+  CHECK(t.next == WorkerSlot{S::starting, Wanted::up, SlotRole::serving, true});
+  CHECK(t.actions.empty());
+  // Leaving the pool: nothing to hold.
+  CHECK_FALSE(transition({S::draining, Wanted::down, SlotRole::retiring}, E::hold).valid);
 }
 
 TEST_CASE("backoff doubles from the first delay to the ceiling and resets after staying up",
