@@ -368,7 +368,7 @@ void PoolSupervisor::count_failure(const WorkerPtr& worker) {
   if (failing_.on_failure(now))
     log_error(
         "pool {}: failing: its workers keep failing ({} failures within {}s, none stayed "
-        "up); restarting at the backoff ceiling ({})",
+        "up); each restart waits longer, up to the backoff ceiling ({})",
         config_.name, FailingDetector::kFailures,
         std::chrono::duration_cast<std::chrono::seconds>(FailingDetector::kWindow).count(),
         format_duration(config_.restart_backoff.ceiling));
