@@ -25,19 +25,25 @@ int open_for_append(const std::string& path, std::string& error) {
 
 }  // namespace
 
-bool AccessLog::set_target(const std::string& target, std::string& error) {
-  if (target == target_ && (target.empty() || enabled())) return true;
-  int fd = -1;
-  if (target == "-") {
-    fd = STDERR_FILENO;
-  } else if (!target.empty()) {
-    fd = open_for_append(target, error);
-    if (fd < 0) return false;
-    owned_.push_back(fd);
+std::optional<AccessLog::Prepared> AccessLog::prepare(const std::string& target,
+                                                      std::string& error) const {
+  if (target == target_ && (target.empty() || enabled()))
+    return Prepared(target, fd_.load(std::memory_order_relaxed), false);  // unchanged
+  if (target.empty()) return Prepared(target, -1, false);
+  if (target == "-") return Prepared(target, STDERR_FILENO, false);
+  const int fd = open_for_append(target, error);
+  if (fd < 0) return std::nullopt;
+  return Prepared(target, fd, true);
+}
+
+void AccessLog::use(Prepared prepared) {
+  const int fd = prepared.fd_;
+  if (prepared.owned_) {
+    owned_.push_back(fd);  // the log's now, closed only at destruction
+    prepared.fd_ = -1;
   }
-  target_ = target;
+  target_ = prepared.target_;
   fd_.store(fd, std::memory_order_relaxed);
-  return true;
 }
 
 bool AccessLog::reopen(std::string& error) {

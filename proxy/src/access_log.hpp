@@ -8,10 +8,14 @@
 // waiting for a free backend; status 499 means the client left first.
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace scgi::proxy {
@@ -36,10 +40,33 @@ class AccessLog {
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
+  // A target opened while a configuration is checked and used only once the
+  // whole of it is accepted; closed if it never is (a rejected reload keeps
+  // logging where it did).
+  class Prepared {
+   public:
+    Prepared(std::string target, int fd, bool owned)
+        : target_(std::move(target)), fd_(fd), owned_(owned) {}
+    Prepared(Prepared&& other) noexcept
+        : target_(std::move(other.target_)),
+          fd_(std::exchange(other.fd_, -1)),
+          owned_(other.owned_) {}
+    Prepared& operator=(Prepared&&) = delete;
+    ~Prepared() {
+      if (owned_ && fd_ >= 0) ::close(fd_);
+    }
+
+   private:
+    friend class AccessLog;
+    std::string target_;
+    int fd_;
+    bool owned_;  // a file opened for it (not stderr, not the current one)
+  };
   // "" = off, "-" = stderr, else a file opened for appending (created 0640).
-  // May be called again while requests are logged (reload): lines go to the
-  // old target or the new one, never nowhere. Not thread-safe with itself.
-  bool set_target(const std::string& target, std::string& error);
+  std::optional<Prepared> prepare(const std::string& target, std::string& error) const;
+  // May be called while requests are logged (reload): lines go to the old
+  // target or the new one, never nowhere. Not thread-safe with itself.
+  void use(Prepared prepared);
   // After logrotate moved the file: the same target, a fresh file.
   bool reopen(std::string& error);
 

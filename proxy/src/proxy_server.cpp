@@ -97,8 +97,8 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     new_listeners[pool_config.name] = std::move(listener);
   }
   std::string log_error_text;
-  if (!access_log_->set_target(config.proxy.access_log, log_error_text))
-    errors.push_back(log_error_text);
+  auto access_log = access_log_->prepare(config.proxy.access_log, log_error_text);
+  if (!access_log) errors.push_back(log_error_text);
   // The spill folder is opened and tried only when some response may spill.
   std::optional<SpillFolder> spill_folder;
   const bool spills =
@@ -113,6 +113,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
   if (!errors.empty()) return false;
 
   // Then the changes, which cannot fail.
+  access_log_->use(std::move(*access_log));
   spill_space_->use(std::move(spill_folder), config.proxy.spill_limit);
   std::set<std::string> wanted;
   for (const PoolConfig& pool_config : config.pools) {

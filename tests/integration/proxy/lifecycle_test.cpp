@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iterator>
@@ -109,4 +110,25 @@ TEST_CASE("SIGTERM ends requests still running at shutdown_timeout", "[proxy][st
                            std::istreambuf_iterator<char>());
   INFO(access);
   CHECK(access.find("status=503 outcome=shutdown") != std::string::npos);
+}
+
+TEST_CASE("a reload that cannot be applied leaves the access log where it was", "[proxy][reload]") {
+  TempDir dir;
+  ProxiedWorkers pool(dir, {.workers = {"a"}});
+  SampleWorker busy(dir, "busy");  // holds the port the new file asks for
+  const std::string moved = (dir.path() / "moved.log").string();
+  std::string config = pool.config({pool.worker("a").address()}, "");
+  const auto at = config.find(pool.access_log());
+  REQUIRE(at != std::string::npos);
+  config.replace(at, pool.access_log().size(), moved);
+  config += "\n[[pool]]\nname = \"other\"\nlisten = \"" + busy.address().to_string() +
+            "\"\nbackends = [\"" + pool.worker("a").address().to_string() + "\"]\n";
+  dir.write("proxy.toml", config);
+  pool.proxy().signal(SIGHUP);
+  REQUIRE(eventually([&] { return in_log(pool, "cannot apply"); }));
+
+  send_request(pool.listen(), get_request("/after-the-rejected-reload"));
+  REQUIRE(eventually([&] { return access_log_lines(pool.access_log()).size() == 1; }));
+  // Opened while the file was checked, never written to.
+  CHECK((!std::filesystem::exists(moved) || std::filesystem::file_size(moved) == 0));
 }
