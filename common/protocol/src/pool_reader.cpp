@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <grp.h>
 #include <pwd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <limits>
@@ -97,6 +98,7 @@ class PoolReader {
   bool read_socket_mode(ConfigReader& reader, PoolConfig& pool);
   void read_env(ConfigReader& reader, PoolConfig& pool);
   void read_identity(ConfigReader& reader, PoolConfig& pool);
+  void refuse_switch_without_root(ConfigReader& reader, PoolConfig& pool);
   void read_listen_access(ConfigReader& reader, PoolConfig& pool);
   void read_restart_backoff(ConfigReader& reader, PoolConfig& pool);
   void check_placeholders(ConfigReader& reader, const PoolConfig& pool);
@@ -540,7 +542,10 @@ void PoolReader::read_identity(ConfigReader& reader, PoolConfig& pool) {
     pool.group.clear();
   }
   reader.read_bool("allow_root", pool.allow_root);
-  if (runs_as_ != RunsAs::root) return;
+  if (runs_as_ != RunsAs::root) {
+    refuse_switch_without_root(reader, pool);
+    return;
+  }
   // A manager running as root: a worker that keeps uid 0 owns the machine when
   // the app has a hole, so that takes a user, or an explicit allow_root.
   if (pool.user.empty() && !pool.group.empty()) {
@@ -565,6 +570,28 @@ void PoolReader::read_identity(ConfigReader& reader, PoolConfig& pool) {
                                     "or allow_root = true to run them as root on purpose",
                                     quote(pool.user), label(pool)));
   }
+}
+
+// A manager that is not root cannot switch its workers to another user or
+// group: every start would fail, so the check says so at once. Its own user
+// and group name nothing to switch to and are fine.
+void PoolReader::refuse_switch_without_root(ConfigReader& reader, PoolConfig& pool) {
+  const uid_t own_uid = ::geteuid();
+  const gid_t own_gid = ::getegid();
+  const passwd* user = pool.user.empty() ? nullptr : getpwnam(pool.user.c_str());
+  if (user && user->pw_uid != own_uid)
+    reader.error_at_key("user",
+                        fmt::format("user = {} needs scgi-manager to run as root to switch its "
+                                    "workers to it (it runs as uid {}): run it as root, or remove "
+                                    "user to run them as uid {}",
+                                    quote(pool.user), own_uid, own_uid));
+  const group* group = pool.group.empty() ? nullptr : getgrnam(pool.group.c_str());
+  if (group && group->gr_gid != own_gid)
+    reader.error_at_key("group",
+                        fmt::format("group = {} needs scgi-manager to run as root to switch its "
+                                    "workers to it (it runs as gid {}): run it as root, or remove "
+                                    "group",
+                                    quote(pool.group), own_gid));
 }
 
 // Who may connect to a Unix front door: anyone who can reach an SCGI socket

@@ -106,6 +106,15 @@ Result<uid_t> worker_uid(const PoolConfig& pool) {
 
 namespace {
 
+// The manager's own user and group (or none): what a manager that is not
+// root runs its workers as anyway.
+bool names_own_identity(const PoolConfig& pool) {
+  const passwd* user = pool.user.empty() ? nullptr : ::getpwnam(pool.user.c_str());
+  const group* group = pool.group.empty() ? nullptr : ::getgrnam(pool.group.c_str());
+  return (pool.user.empty() || (user && user->pw_uid == ::geteuid())) &&
+         (pool.group.empty() || (group && group->gr_gid == ::getegid()));
+}
+
 struct Credentials {
   bool change = false;
   uid_t uid = 0;
@@ -117,6 +126,7 @@ Result<Credentials> look_up_credentials(const PoolConfig& pool) {
   using R = Result<Credentials>;
   Credentials out;
   if (pool.user.empty() && pool.group.empty()) return R::ok(out);
+  if (::geteuid() != 0 && names_own_identity(pool)) return R::ok(out);  // nothing to switch
   if (::geteuid() != 0)
     return R::fail("user/group \"" + pool.user + "\"/\"" + pool.group +
                    "\" needs the manager to run as root to switch to them");

@@ -494,3 +494,28 @@ TEST_CASE("a root manager runs no worker as root unless the pool allows it", "[s
     CHECK(send_request(listen, get_request("/")).status() == 200);
   }
 }
+
+TEST_CASE("a manager that is not root refuses at --check a user it cannot switch its workers to",
+          "[security]") {
+  if (!needs_root()) return;  // to run it as another user
+  TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::others_exec,
+                               std::filesystem::perm_options::add);
+  dir.write("check.toml", managed_pool_config({.listen = loopback(free_port()),
+                                               .command = sample_worker_command(),
+                                               .pool_keys = "workers = 1\nuser = \"root\"",
+                                               .metrics_port = free_port()},
+                                              dir.file("check.sock")));
+  std::filesystem::permissions(dir.file("check.toml"), std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  Process run =
+      Process::start({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                      built_binary("scgi-manager"), "--check", "--config", dir.file("check.toml")},
+                     dir.file("check.out"));
+  const auto status = run.wait(30s);
+  REQUIRE(status);
+  INFO(run.log());
+  CHECK(exited_with(*status, 2));
+  CHECK_THAT(run.log(), Catch::Contains("user = \"root\" needs scgi-manager to run as root to "
+                                        "switch its workers to it (it runs as uid 65534)"));
+}

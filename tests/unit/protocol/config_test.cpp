@@ -2,6 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
 #include <unistd.h>
 
 #include <cstring>
@@ -1053,9 +1057,30 @@ TEST_CASE("under a root manager a pool names its user or allows root", "[config]
     CHECK(
         errors_as_root(pool + "user = \"root\"\ngroup = \"nogroup\"\nallow_root = true\n").empty());
   }
-  SECTION("a manager that is not root runs its pools as itself: no rule") {
+  SECTION("a manager that is not root runs its pools as itself: it cannot switch") {
     CHECK(config_of(pool).pools[0].allow_root == false);
-    CHECK(config_of(pool + "group = \"nogroup\"\n").pools[0].group == "nogroup");
+    // Its own user and group name nothing to switch to.
+    const std::string own_user = ::getpwuid(::geteuid())->pw_name;
+    const std::string own_group = ::getgrgid(::getegid())->gr_name;
+    CHECK(config_of(pool + "user = \"" + own_user + "\"\ngroup = \"" + own_group + "\"\n")
+              .pools[0]
+              .group == own_group);
+    // Another one would fail every start: the check says so.
+    const std::string other_group = own_group == "nogroup" ? "root" : "nogroup";
+    check_error(pool + "group = \"" + other_group + "\"\n", "4:1",
+                "group = \"" + other_group +
+                    "\" needs scgi-manager to run as root to switch its workers to it (it runs as "
+                    "gid " +
+                    std::to_string(::getegid()) + "): run it as root, or remove group");
+    const std::string other_user = ::geteuid() == 65534 ? "root" : "nobody";
+    check_error(pool + "user = \"" + other_user + "\"\n", "4:1",
+                "user = \"" + other_user +
+                    "\" needs scgi-manager to run as root to switch its workers to it (it runs as "
+                    "uid " +
+                    std::to_string(::geteuid()) +
+                    "): run it as root, or remove user to run them "
+                    "as uid " +
+                    std::to_string(::geteuid()));
   }
   SECTION("a pool of backends is not concerned; allow_root is a worker key") {
     CHECK(errors_as_root(std::string(kManagerMinimal)
