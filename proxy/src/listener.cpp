@@ -8,10 +8,7 @@
 #include <asio/use_awaitable.hpp>
 
 #include <fcntl.h>
-#include <grp.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +17,7 @@
 
 #include "local_shortage.hpp"
 #include "scgi/log.hpp"
+#include "scgi/runtime/unix_socket_file.hpp"
 #include "scgi/units.hpp"
 
 namespace scgi::proxy {
@@ -36,61 +34,12 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
-// A Unix socket file nobody accepts on is stale (its process died): remove it.
-// A live one, or a file that is not a socket, is left alone and reported.
-bool clear_stale_unix_socket(const std::string& path, std::string& error) {
-  struct stat info {};
-  if (::lstat(path.c_str(), &info) != 0) return true;  // nothing there
-  if (!S_ISSOCK(info.st_mode)) {
-    error = path + " exists and is not a socket; remove it or choose another path";
-    return false;
-  }
-  const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  const bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(probe);
-  if (live) {
-    error = "another process accepts on " + path;
-    return false;
-  }
-  ::unlink(path.c_str());
-  return true;
-}
-
-// Gives the socket file at `path` its group, then its mode (in that order, so
-// the group bits never apply to the wrong group). By path: the file was just
-// bound by this process in a folder that only trusted users may change
-// (others cannot rename or replace it there), and lchown does not follow links.
-bool apply_access(const std::string& path, const UnixSocketAccess& access, std::string& error) {
-  struct stat info {};
-  if (::lstat(path.c_str(), &info) != 0) {
-    error = "cannot stat " + path + ": " + errno_text();
-    return false;
-  }
-  if (!S_ISSOCK(info.st_mode)) {
-    error = path + " is no longer a socket: another process replaced it";
-    return false;
-  }
-  if (!access.group.empty()) {
-    const group* found = ::getgrnam(access.group.c_str());
-    if (found == nullptr) {
-      error = "listen_group: no group \"" + access.group + "\" on this machine";
-      return false;
-    }
-    if (::lchown(path.c_str(), static_cast<uid_t>(-1), found->gr_gid) != 0) {
-      error = "cannot give " + path + " to listen_group " + access.group + ": " + errno_text() +
-              (errno == EPERM ? " (a daemon that is not root must be a member of the group)" : "");
-      return false;
-    }
-  }
-  if (::chmod(path.c_str(), static_cast<mode_t>(access.mode)) != 0) {
-    error = fmt::format("cannot make {} mode {:04o}: {}", path, access.mode, errno_text());
-    return false;
-  }
-  return true;
-}
+// What the messages about a Unix front door's socket file tell the user.
+const UnixSocketWording kFrontDoorWording{
+    .live_owner = "another process accepts",
+    .other_path = "choose another path",
+    .group_setting = "listen_group",
+};
 
 }  // namespace
 
@@ -116,7 +65,12 @@ std::unique_ptr<Listener> Listener::open(const Address& address, const UnixSocke
     return nullptr;
   }
   const Endpoint endpoint = endpoints.value().front();
-  if (address.is_unix() && !clear_stale_unix_socket(address.path, error)) return nullptr;
+  if (address.is_unix()) {
+    const auto cleared = clear_stale_unix_socket(address.path, kFrontDoorWording, error);
+    if (!cleared) return nullptr;
+    if (*cleared == StaleSocket::removed)
+      log_info("{}: removed the stale socket file left by an earlier process", address.to_string());
+  }
 
   const int fd =
       ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -127,31 +81,39 @@ std::unique_ptr<Listener> Listener::open(const Address& address, const UnixSocke
   const int one = 1;
   if (!address.is_unix()) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (address.host_is_ipv6()) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  // A Unix socket is born 0600, whatever the umask, and gets its mode and
-  // group before listen(): until then a connect is refused, so there is no
-  // moment when anyone else could connect. (The umask is the process's: a
-  // file another thread creates meanwhile is born narrower, never wider.)
-  const mode_t old_umask = address.is_unix() ? ::umask(0177) : 0;
-  const int bound = ::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size()));
-  const int bind_errno = errno;
-  if (address.is_unix()) ::umask(old_umask);
-  if (bound != 0) {
-    error = "cannot listen on " + address.to_string() + ": " + std::strerror(bind_errno);
+  // A Unix socket gets its mode and group before listen(): until then a
+  // connect is refused, so there is no moment when anyone else could connect.
+  int bind_error = 0;
+  if (address.is_unix())
+    bind_error = bind_unix_socket_file(fd, address.path);
+  else if (::bind(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) != 0)
+    bind_error = errno;
+  if (bind_error != 0) {
+    error = "cannot listen on " + address.to_string() + ": " + std::strerror(bind_error);
     ::close(fd);
     return nullptr;
   }
-  if ((address.is_unix() && !apply_access(address.path, access, error)) ||
-      ::listen(fd, kBacklog) != 0) {
-    if (error.empty()) error = "cannot listen on " + address.to_string() + ": " + errno_text();
+  std::optional<UnixSocketFileId> file;
+  if (address.is_unix()) {
+    file = apply_unix_socket_access(address.path, access, kFrontDoorWording, error);
+    if (!file) {
+      ::close(fd);
+      ::unlink(address.path.c_str());
+      return nullptr;
+    }
+  }
+  if (::listen(fd, kBacklog) != 0) {
+    error = "cannot listen on " + address.to_string() + ": " + errno_text();
     ::close(fd);
-    if (address.is_unix()) ::unlink(address.path.c_str());
+    if (file) remove_unix_socket_file(address.path, *file);
     return nullptr;
   }
-  return std::unique_ptr<Listener>(new Listener(address, endpoint, fd));
+  return std::unique_ptr<Listener>(new Listener(address, endpoint, fd, file));
 }
 
 bool Listener::set_access(const UnixSocketAccess& access, std::string& error) {
-  return !address_.is_unix() || apply_access(address_.path, access, error);
+  return !file_ ||
+         apply_unix_socket_access(address_.path, access, kFrontDoorWording, error).has_value();
 }
 
 Listener::~Listener() {
@@ -228,7 +190,7 @@ void Listener::close() {
     });
   }
   ::close(fd_);
-  if (address_.is_unix()) ::unlink(address_.path.c_str());
+  if (file_) remove_unix_socket_file(address_.path, *file_);
 }
 
 }  // namespace scgi::proxy

@@ -9,20 +9,15 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "scgi/address.hpp"
 #include "scgi/runtime/endpoint.hpp"
+#include "scgi/runtime/unix_socket_file.hpp"
 
 namespace scgi::proxy {
-
-// Who may connect to a Unix listening socket (its file's mode and group).
-struct UnixSocketAccess {
-  std::uint32_t mode = 0660;
-  std::string group;  // "" = the daemon's own
-  bool operator==(const UnixSocketAccess&) const = default;
-};
 
 class Listener {
  public:
@@ -32,14 +27,15 @@ class Listener {
   // Binds and listens at once, so errors (address in use, no permission)
   // surface at start-up or reload. A Unix socket file left by a dead process
   // is replaced; one that a live process accepts on is an error. A Unix
-  // socket gets `access` before anyone can connect.
+  // socket gets `access` before anyone can connect (unix_socket_file.hpp).
   static std::unique_ptr<Listener> open(const Address& address, const UnixSocketAccess& access,
                                         std::string& error);
   ~Listener();
 
   // Starts one accept loop per context; each connection goes to `handler`.
   void start(const std::vector<asio::io_context*>& contexts, Handler handler);
-  // Stops accepting and closes the socket (and removes its Unix socket file).
+  // Stops accepting and closes the socket (and removes its Unix socket file,
+  // if it is still the one this listener bound).
   void close();
 
   const Address& address() const { return address_; }
@@ -48,14 +44,15 @@ class Listener {
   bool set_access(const UnixSocketAccess& access, std::string& error);
 
  private:
-  Listener(Address address, Endpoint endpoint, int fd)
-      : address_(std::move(address)), endpoint_(std::move(endpoint)), fd_(fd) {}
+  Listener(Address address, Endpoint endpoint, int fd, std::optional<UnixSocketFileId> file)
+      : address_(std::move(address)), endpoint_(std::move(endpoint)), fd_(fd), file_(file) {}
 
   struct Loop;
   struct Shortage;
   Address address_;
   Endpoint endpoint_;
   int fd_;  // the listening socket; each loop accepts on its own dup of it
+  std::optional<UnixSocketFileId> file_;  // a Unix socket's file, as bound
   std::vector<std::shared_ptr<Loop>> loops_;
   std::shared_ptr<Shortage> shortage_;
   std::atomic<bool> closed_{false};

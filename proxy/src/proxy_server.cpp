@@ -1,9 +1,7 @@
 #include "scgi/proxy/proxy_server.hpp"
 
 #include <asio/co_spawn.hpp>
-#include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -13,16 +11,14 @@
 #include "discovery/discovery_stats.hpp"
 #include "discovery/dns_discoverer.hpp"
 #include "exchange.hpp"
+#include "health/recovery_probe.hpp"
 #include "listener.hpp"
 #include "proxy_metrics.hpp"
 #include "response_spill.hpp"
 #include "scgi/log.hpp"
-#include "scgi/runtime/connect_probe.hpp"
 
 namespace scgi::proxy {
 namespace {
-
-using asio::experimental::as_tuple;
 
 // After shutdown_timeout, how long the exchanges still running get to end.
 constexpr std::chrono::seconds kShutdownGrace{2};
@@ -315,7 +311,7 @@ Pool::Events ProxyServer::pool_events() {
   // Any proxy thread may report; the work happens on the control thread. The
   // pool may be gone by then: the handlers hold it weakly.
   events.down = [this](Pool& pool, const std::shared_ptr<Backend>& backend) {
-    asio::co_spawn(control_, probe_until_up(pool.weak_from_this(), backend),
+    asio::co_spawn(control_, probe_until_up(pool.weak_from_this(), backend, stopping_),
                    log_failure("a health probe"));
   };
   events.idle = [this](Pool& pool, const std::shared_ptr<Backend>& backend) {
@@ -368,32 +364,6 @@ void ProxyServer::on_backend_timed_out(const std::shared_ptr<Pool>& pool,
   tell_listeners(pool.get(), [&](const PoolListener& listener) {
     if (listener.timed_out) listener.timed_out(backend, uri, elapsed);
   });
-}
-
-asio::awaitable<void> ProxyServer::probe_until_up(std::weak_ptr<Pool> weak_pool,
-                                                  std::shared_ptr<Backend> backend) {
-  // Probes back off from 100 ms to 5 s: quick recovery, little noise when it stays down.
-  auto delay = std::chrono::milliseconds(100);
-  const auto ceiling = std::chrono::milliseconds(5000);
-  asio::steady_timer timer(control_);
-  while (!stopping_.load() && backend->membership() != Backend::Membership::removed) {
-    timer.expires_after(delay);
-    co_await timer.async_wait(as_tuple(asio::use_awaitable));
-    auto pool = weak_pool.lock();
-    if (!pool || stopping_.load()) co_return;
-    const auto connect_timeout = pool->settings()->connect_timeout;
-    for (const Endpoint& endpoint : backend->endpoints()) {
-      if (co_await connect_probe(endpoint, connect_timeout)) {
-        if (backend->record_connect_success()) {
-          log_info("pool {}: backend {} is up again (probe connected)", pool->name(),
-                   backend->name());
-          pool->backend_changed();
-        }
-        co_return;
-      }
-    }
-    delay = std::min(delay * 2, ceiling);
-  }
 }
 
 void ProxyServer::reopen_logs() {

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "scgi/log.hpp"
+#include "scgi/runtime/unix_socket_file.hpp"
 #include "scgi/units.hpp"
 
 namespace scgi::manager {
@@ -138,65 +139,12 @@ bool make_folders(const std::string& folder, std::string& error) {
   return true;
 }
 
-sockaddr_un unix_address(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  return address;
-}
-
-// A socket file nobody accepts on is stale (its manager died): remove it. A
-// live one, or a file that is not a socket, is left alone and reported.
-bool clear_stale_socket(const std::string& path, std::string& error) {
-  struct stat info {};
-  if (::lstat(path.c_str(), &info) != 0) return true;  // nothing there
-  if (!S_ISSOCK(info.st_mode)) {
-    error = path + " exists and is not a socket; remove it or set another [manager] control_socket";
-    return false;
-  }
-  // Non-blocking: a live manager whose backlog is full answers EAGAIN at once.
-  const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (probe < 0) {
-    error = "cannot create a socket: " + errno_text();
-    return false;
-  }
-  const sockaddr_un address = unix_address(path);
-  const int result = ::connect(probe, reinterpret_cast<const sockaddr*>(&address), sizeof address);
-  const int connect_error = errno;
-  ::close(probe);
-  if (result == 0 || connect_error == EAGAIN) {
-    error = "another scgi-manager is running on " + path +
-            " (stop it first, or set another [manager] control_socket)";
-    return false;
-  }
-  if (connect_error != ECONNREFUSED) {
-    error = "cannot tell whether " + path + " is in use: " + errno_text(connect_error);
-    return false;
-  }
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
-    error = "cannot remove the stale socket " + path + ": " + errno_text();
-    return false;
-  }
-  log_info("control socket: removed the stale {} left by an earlier manager", path);
-  return true;
-}
-
-// Resolves a group name; nullopt with `error` set when there is no such group.
-std::optional<gid_t> group_id_of(const std::string& name, std::string& error) {
-  std::vector<char> buffer(64 * 1024);
-  group entry{};
-  group* found = nullptr;
-  const int result = ::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
-  if (result != 0) {
-    error = "cannot look up control_group \"" + name + "\": " + errno_text(result);
-    return std::nullopt;
-  }
-  if (found == nullptr) {
-    error = "control_group \"" + name + "\" is not a group on this system (see getent group)";
-    return std::nullopt;
-  }
-  return entry.gr_gid;
-}
+// What the messages about the control socket's file tell the user.
+const UnixSocketWording kControlSocketWording{
+    .live_owner = "another scgi-manager is running",
+    .other_path = "set another [manager] control_socket",
+    .group_setting = "control_group",
+};
 
 }  // namespace
 
@@ -714,26 +662,23 @@ bool ControlServer::open(std::string& error) {
     return false;
   }
   if (!control_group_.empty()) {
-    state_->group = group_id_of(control_group_, error);
+    state_->group = find_group(control_group_, kControlSocketWording.group_setting, error);
     if (!state_->group) return false;
   }
   const auto slash = path_.rfind('/');
   if (slash != std::string::npos && slash > 0 && !make_folders(path_.substr(0, slash), error))
     return false;
-  if (!clear_stale_socket(path_, error)) return false;
+  const auto cleared = clear_stale_unix_socket(path_, kControlSocketWording, error);
+  if (!cleared) return false;
+  if (*cleared == StaleSocket::removed)
+    log_info("control socket: removed the stale {} left by an earlier manager", path_);
 
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = "cannot create the control socket: " + errno_text();
     return false;
   }
-  const sockaddr_un address = unix_address(path_);
-  // Born 0600: nobody else can connect in the moment before chmod/chown.
-  const mode_t old_umask = ::umask(0177);
-  const int bound = ::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address);
-  const int bind_error = errno;
-  ::umask(old_umask);
-  if (bound != 0) {
+  if (const int bind_error = bind_unix_socket_file(fd, path_); bind_error != 0) {
     error = "cannot create the control socket " + path_ + ": " + errno_text(bind_error);
     ::close(fd);
     return false;
@@ -744,24 +689,16 @@ bool ControlServer::open(std::string& error) {
     ::unlink(path_.c_str());
     return false;
   };
-  struct stat info {};
-  if (::lstat(path_.c_str(), &info) != 0) return fail("cannot stat " + path_ + ": " + errno_text());
-  if (state_->group) {
-    // Group first, then the mode: the group bits never apply to the wrong group.
-    if (::chown(path_.c_str(), static_cast<uid_t>(-1), *state_->group) != 0)
-      return fail(fmt::format("cannot give {} to control_group {}: {}", path_, control_group_,
-                              errno_text()));
-    if (::chmod(path_.c_str(), 0660) != 0)
-      return fail("cannot make " + path_ + " mode 0660: " + errno_text());
-  }
+  // Born 0600; 0660 for control_group's members.
+  const UnixSocketAccess access{state_->group ? 0660u : 0600u, control_group_};
+  const auto file = apply_unix_socket_access(path_, access, kControlSocketWording, error);
+  if (!file) return fail(std::move(error));
   if (::listen(fd, kBacklog) != 0) return fail("cannot listen on " + path_ + ": " + errno_text());
   asio::error_code assign_error;
   state_->acceptor.assign(asio::local::stream_protocol(), fd, assign_error);
   if (assign_error) return fail("cannot accept on " + path_ + ": " + assign_error.message());
 
-  socket_device_ = info.st_dev;
-  socket_inode_ = info.st_ino;
-  created_ = true;
+  socket_file_ = file;
   asio::co_spawn(context_, accept_loop(state_), log_failure("control socket accept loop"));
   log_info("control socket: listening on {} (mode {}{})", path_,
            state_->group ? "0660, group " : "0600", control_group_);
@@ -778,13 +715,10 @@ void ControlServer::close() {
     state_->end_log_stream(*connection);
     connection->close();
   }
-  if (created_) {
-    created_ = false;
+  if (socket_file_) {
     // Only our own file: a newer manager may have replaced a socket we lost.
-    struct stat info {};
-    if (::lstat(path_.c_str(), &info) == 0 && info.st_dev == socket_device_ &&
-        info.st_ino == socket_inode_)
-      ::unlink(path_.c_str());
+    remove_unix_socket_file(path_, *socket_file_);
+    socket_file_.reset();
   }
 }
 

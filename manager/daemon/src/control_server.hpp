@@ -13,9 +13,11 @@
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "control_handler.hpp"
+#include "scgi/runtime/unix_socket_file.hpp"
 
 namespace scgi::manager {
 
@@ -75,9 +77,7 @@ class ControlServer {
   std::string control_group_;
   std::shared_ptr<State> state_;
   // The socket file open() created, to remove only that one on close().
-  dev_t socket_device_ = 0;
-  ino_t socket_inode_ = 0;
-  bool created_ = false;
+  std::optional<UnixSocketFileId> socket_file_;
 };
 
 }  // namespace scgi::manager

@@ -136,7 +136,6 @@ class ProxyServer {
   void tell_listeners(const Pool* pool, F&& tell);
   std::vector<std::pair<std::string, std::shared_ptr<const DiscoveryStats>>> discovery_stats()
       const;
-  asio::awaitable<void> probe_until_up(std::weak_ptr<Pool> pool, std::shared_ptr<Backend> backend);
 
   asio::io_context& control_;
   // Before the contexts: the exchanges they may still hold at destruction use these.
