@@ -5,11 +5,12 @@
 namespace scgi::proxy {
 
 Backend::Backend(std::string name, std::vector<Endpoint> endpoints, std::uint32_t concurrency,
-                 std::string label)
+                 std::string label, std::shared_ptr<LabelErrors> label_errors)
     : name_(std::move(name)),
       label_(label.empty() ? name_ : std::move(label)),
       endpoints_(std::move(endpoints)),
-      concurrency_(std::max<std::uint32_t>(concurrency, 1)) {}
+      concurrency_(std::max<std::uint32_t>(concurrency, 1)),
+      label_errors_(std::move(label_errors)) {}
 
 void Backend::set_concurrency(std::uint32_t concurrency) {
   concurrency_.store(std::max<std::uint32_t>(concurrency, 1), std::memory_order_relaxed);
@@ -44,6 +45,8 @@ bool Backend::record_connect_success() {
 
 void Backend::count_error(BackendErrorKind kind) {
   errors_[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
+  if (label_errors_)
+    label_errors_->counts[static_cast<int>(kind)].fetch_add(1, std::memory_order_relaxed);
 }
 
 std::uint64_t Backend::errors(BackendErrorKind kind) const {

@@ -4,12 +4,11 @@
 
 namespace scgi::proxy {
 
-void BackendSeriesBook::retire(const Backend& backend) {
-  if (backend.label() == backend.name()) return;  // an address: its series ends with it
+std::shared_ptr<LabelErrors> BackendSeriesBook::counters_for(const std::string& label) {
   std::lock_guard lock(mutex_);
-  auto& totals = retired_[backend.label()];
-  for (std::size_t kind = 0; kind < kBackendErrorKinds; ++kind)
-    totals[kind] += backend.errors(static_cast<BackendErrorKind>(kind));
+  auto& counters = labels_[label];
+  if (!counters) counters = std::make_shared<LabelErrors>();
+  return counters;
 }
 
 std::vector<BackendSeries> BackendSeriesBook::series(
@@ -17,10 +16,11 @@ std::vector<BackendSeries> BackendSeriesBook::series(
   std::map<std::string, BackendSeries> by_label;
   {
     std::lock_guard lock(mutex_);
-    for (const auto& [label, totals] : retired_) {
+    for (const auto& [label, counters] : labels_) {
       BackendSeries& series = by_label[label];
       series.label = label;
-      series.errors = totals;
+      for (std::size_t kind = 0; kind < kBackendErrorKinds; ++kind)
+        series.errors[kind] = counters->counts[kind].load(std::memory_order_relaxed);
     }
   }
   for (const auto& backend : live) {
@@ -30,6 +30,7 @@ std::vector<BackendSeries> BackendSeriesBook::series(
     series.in_flight += backend->in_flight();
     series.up = series.up || backend->up();
     series.concurrency = std::max(series.concurrency, backend->concurrency());
+    if (backend->label() != backend->name()) continue;  // a slot's: in its counters already
     for (std::size_t kind = 0; kind < kBackendErrorKinds; ++kind)
       series.errors[kind] += backend->errors(static_cast<BackendErrorKind>(kind));
   }

@@ -131,8 +131,10 @@ std::shared_ptr<Backend> Pool::add_backend(std::string name, std::vector<Endpoin
   {
     std::lock_guard lock(state_mutex_);
     State state = *state_;
+    auto label_errors = label.empty() ? nullptr : series_.counters_for(label);
     backend = std::make_shared<Backend>(std::move(name), std::move(endpoints),
-                                        state.settings->concurrency, std::move(label));
+                                        state.settings->concurrency, std::move(label),
+                                        std::move(label_errors));
     backend->set_membership(membership);
     state.backends.push_back(backend);
     publish(std::move(state));
@@ -153,7 +155,6 @@ void Pool::set_membership(const std::shared_ptr<Backend>& backend, Backend::Memb
 
 void Pool::remove_backend(const std::shared_ptr<Backend>& backend) {
   backend->set_membership(Backend::Membership::removed);
-  series_.retire(*backend);
   {
     std::lock_guard lock(state_mutex_);
     State state = *state_;

@@ -3,9 +3,11 @@
 // proxy thread; all of its mutable state is atomic.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,15 @@
 namespace scgi::proxy {
 
 enum class BackendErrorKind { connect, reset, timeout };
+inline constexpr std::size_t kBackendErrorKinds = 3;
+
+// The error counts of one metrics label that outlives its backends (a
+// supervised worker's slot): every backend with the label counts into them,
+// for as long as it lives, so errors of a worker already taken out of its
+// pool still count (see backend_series.hpp).
+struct LabelErrors {
+  std::array<std::atomic<std::uint64_t>, kBackendErrorKinds> counts{};
+};
 
 class Backend {
  public:
@@ -22,8 +33,9 @@ class Backend {
   enum class Membership { ready, draining, removed };
 
   // `label` names it in metrics; empty = its name (see backend_series.hpp).
+  // `label_errors`: the label's shared counters, for a label that is not its name.
   Backend(std::string name, std::vector<Endpoint> endpoints, std::uint32_t concurrency,
-          std::string label = {});
+          std::string label = {}, std::shared_ptr<LabelErrors> label_errors = nullptr);
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 
@@ -74,7 +86,8 @@ class Backend {
   std::atomic<bool> up_{true};
   std::atomic<std::uint32_t> consecutive_failures_{0};
   std::atomic<std::uint64_t> requests_{0};
-  std::atomic<std::uint64_t> errors_[3] = {};
+  std::atomic<std::uint64_t> errors_[kBackendErrorKinds] = {};
+  const std::shared_ptr<LabelErrors> label_errors_;
 };
 
 }  // namespace scgi::proxy

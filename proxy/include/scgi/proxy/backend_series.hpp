@@ -3,8 +3,9 @@
 // labelled by its slot ("app:3"), which outlives every restart and recycle of
 // the worker in it, so a busy pool that recycles often starts no new series;
 // two workers of one slot (the old one draining while its replacement
-// serves) are added up, and the errors of the workers a slot had before stay
-// in its counters, which so never go down.
+// serves) are added up, and every worker the slot ever had counts its errors
+// into the slot's LabelErrors, even after it left the pool (a request that
+// was still in flight on it), so the slot's counters never go down.
 #pragma once
 
 #include <array>
@@ -19,8 +20,6 @@
 
 namespace scgi::proxy {
 
-inline constexpr std::size_t kBackendErrorKinds = 3;  // connect, reset, timeout
-
 struct BackendSeries {
   std::string label;
   bool live = false;  // some backend has this label now (else only its counters are left)
@@ -32,16 +31,16 @@ struct BackendSeries {
 
 class BackendSeriesBook {
  public:
-  // A backend leaves its pool: if it carries a slot label, its error counts
-  // are kept for that label.
-  void retire(const Backend& backend);
-  // The series of `live` (a pool's backends now), with the counts of retired
-  // slots, in label order.
+  // The shared counters of slot label `label`, made on first use: give them
+  // to every backend created with that label.
+  std::shared_ptr<LabelErrors> counters_for(const std::string& label);
+  // The series of `live` (a pool's backends now), with those of slots that
+  // have no backend now (counters only), in label order.
   std::vector<BackendSeries> series(const std::vector<std::shared_ptr<Backend>>& live) const;
 
  private:
-  mutable std::mutex mutex_;  // retire() on the control thread, series() on a scrape's
-  std::map<std::string, std::array<std::uint64_t, kBackendErrorKinds>> retired_;
+  mutable std::mutex mutex_;  // counters_for() on the control thread, series() on a scrape's
+  std::map<std::string, std::shared_ptr<LabelErrors>> labels_;
 };
 
 }  // namespace scgi::proxy
