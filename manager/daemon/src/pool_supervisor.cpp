@@ -213,10 +213,22 @@ void PoolSupervisor::probe(const WorkerPtr& worker) {
       });
 }
 
-void PoolSupervisor::on_probe_result(const WorkerPtr& worker, const Readiness& readiness) {
-  switch (readiness.outcome) {
-    case Readiness::Outcome::ready:
+void PoolSupervisor::on_probe_result(const WorkerPtr& worker, Readiness readiness) {
+  if (readiness.outcome == Readiness::Outcome::ready) {
+    // Where the balancer will connect, known before it counts as ready, so
+    // that routing it cannot fail. Unix mode connects through the pinned
+    // socket; names and labels keep the path.
+    const Address target = worker->pinned ? worker->pinned->address() : worker->socket->address();
+    auto endpoints = resolve_endpoints(target);
+    if (endpoints) {
+      worker->endpoints = std::move(endpoints).value();
       return feed(worker, WorkerEvent::became_ready);
+    }
+    readiness = {Readiness::Outcome::refused, endpoints.error()};
+  }
+  switch (readiness.outcome) {
+    case Readiness::Outcome::ready:  // routed above
+      return;
     case Readiness::Outcome::timed_out:
       log_error("{}: pid {} did not accept connections within ready_timeout ({}): a failed start",
                 worker_name(*worker), worker->pid, format_duration(config_.ready_timeout));
@@ -291,17 +303,13 @@ ProbeChecks PoolSupervisor::probe_checks(const WorkerPtr& worker, uid_t owner) {
 }
 
 void PoolSupervisor::route(const WorkerPtr& worker) {
-  // Unix mode connects through the pinned socket; names and labels keep the path.
-  const Address target = worker->pinned ? worker->pinned->address() : worker->socket->address();
-  auto endpoints = resolve_endpoints(target);
-  if (!endpoints) return;
   worker->ready_since = clock_.now();
   const auto membership =
       worker->slot.held ? proxy::Backend::Membership::draining : proxy::Backend::Membership::ready;
   // Labelled by its slot in metrics: a restart or recycle starts no new series.
   worker->backend =
-      pool_->add_backend(worker->socket->address().to_string(), std::move(endpoints).value(),
-                         membership, fmt::format("{}:{}", config_.name, worker->index));
+      pool_->add_backend(worker->socket->address().to_string(), worker->endpoints, membership,
+                         fmt::format("{}:{}", config_.name, worker->index));
   log_info(
       "{}: pid {} ready after {} ms", worker_name(*worker), worker->pid,
       duration_cast<std::chrono::milliseconds>(worker->ready_since - worker->started_at).count());
@@ -310,8 +318,11 @@ void PoolSupervisor::route(const WorkerPtr& worker) {
 
 void PoolSupervisor::take_over(const WorkerPtr& worker) {
   // The worker it replaces is drained and stopped now.
-  for (const WorkerPtr& old : find_by_index(worker->index))
-    if (old != worker && !old->retiring()) retire(old);
+  for (const WorkerPtr& old : find_by_index(worker->index)) {
+    if (old == worker || old->retiring()) continue;
+    worker->restarts = std::max(worker->restarts, old->restarts);  // the slot's count goes on
+    retire(old);
+  }
 }
 
 void PoolSupervisor::give_up(const WorkerPtr& worker) {
@@ -487,7 +498,12 @@ void PoolSupervisor::arm_tick() {
   // Owned by this supervisor: destroying it (or stopping) cancels the next tick.
   tick_alarm_ = clock_.after(Scaler::kTick, [this] {
     if (stopping_) return;
-    tick(clock_.now(), ++ticks_ % 10 == 0);
+    try {
+      tick(clock_.now(), ++ticks_ % 10 == 0);
+    } catch (const std::exception& error) {
+      log_error("pool {}: supervision: {}", config_.name,
+                error.what());  // the next tick tries again
+    }
     arm_tick();
   });
 }
@@ -594,7 +610,12 @@ void PoolSupervisor::on_backend_idle(const std::shared_ptr<proxy::Backend>& back
 void PoolSupervisor::on_backend_timed_out(const std::shared_ptr<proxy::Backend>& backend,
                                           std::string uri, std::chrono::nanoseconds elapsed) {
   WorkerPtr worker = find_by_backend(backend.get());
-  if (!worker || config_.concurrency != 1 || worker->retiring() || replacing()) return;
+  // Only a worker that is meant to serve on: one being stopped (by hand, or
+  // at shutdown) is not replaced.
+  if (!worker || config_.concurrency != 1 || stopping_ || replacing() ||
+      worker->slot.role != SlotRole::serving || !worker->wanted_up() ||
+      worker->slot.state != WorkerState::ready)
+    return;
   // One request at a time and none answered: the worker is stuck (uWSGI's harakiri).
   log_warn("{}: pid {} is stuck: {} got no answer for {} ms (request_timeout {}); recycling it",
            worker_name(*worker), worker->pid, uri.empty() ? "a request" : quote_for_log(uri),
@@ -624,6 +645,7 @@ void PoolSupervisor::update(PoolConfig config) {
                                             Clock::time_point::max()))
             co_return;  // the pool went away meanwhile
           const auto result = co_await restart_workers(std::nullopt);
+          if (!alive.lock()) co_return;  // removed meanwhile: nothing of it to read
           if (!result) log_error("pool {}: {}", config_.name, result.error());
         },
         log_failure("pool " + config_.name + ": rolling restart"));
@@ -633,6 +655,9 @@ void PoolSupervisor::update(PoolConfig config) {
 asio::awaitable<void> PoolSupervisor::stop_all() {
   // Draining and SIGTERM each wait up to stop_timeout; this is only a backstop.
   const auto limit = config_.stop_timeout * 2 + std::chrono::seconds(1);
+  // A pool removed by a reload may be stopped by the shutdown too, and be
+  // destroyed when the other stop ends: nothing of it is read after that.
+  const std::weak_ptr<bool> alive = alive_;
   stopping_ = true;
   // A reload that converted the pool back owns what it had before.
   inherited_.clear();
@@ -644,6 +669,7 @@ asio::awaitable<void> PoolSupervisor::stop_all() {
                         [](const WorkerPtr& w) { return w->pid > 0; });
   };
   co_await changed_.wait_until(no_process_left, clock_.now() + limit);
+  if (!alive.lock()) co_return;
   for (const WorkerPtr& worker : workers_) {
     if (worker->pid == 0) continue;
     log_warn("{}: pid {} still running after {}: SIGKILL", worker_name(*worker), worker->pid,

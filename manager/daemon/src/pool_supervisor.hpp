@@ -112,7 +112,7 @@ class PoolSupervisor {
   ProbeChecks probe_checks(const WorkerPtr& worker, uid_t owner);
   void retire_inherited_backends();
   void signal_group(const WorkerPtr& worker, int signal);
-  void on_probe_result(const WorkerPtr& worker, const Readiness& readiness);
+  void on_probe_result(const WorkerPtr& worker, Readiness readiness);
   void count_failure(const WorkerPtr& worker);
   void arm_deadline(const WorkerPtr& worker, std::chrono::nanoseconds after, WorkerEvent event);
   void post_event(const WorkerPtr& worker, WorkerEvent event);

@@ -14,6 +14,7 @@
 
 #include "pool_supervisor.hpp"
 #include "process_stats.hpp"
+#include "scgi/runtime/endpoint.hpp"
 
 namespace scgi::manager {
 
@@ -23,14 +24,16 @@ struct PoolSupervisor::Worker {
 
   const std::uint32_t index;     // SCGI_WORKER: its slot in the pool
   const std::uint32_t instance;  // tells apart a worker and its replacement
-  // Its state, what is wanted of it and its part in the slot: changed only by
-  // the state table, through feed().
+  // Its state, what is wanted of it, its part in the slot and its drain mark:
+  // set when the worker is made (a successor starts with its slot's mark),
+  // then changed only by the state table, through feed().
   WorkerSlot slot;
   bool successor() const { return slot.role == SlotRole::successor; }
   bool retiring() const { return slot.role == SlotRole::retiring; }
   bool wanted_up() const { return slot.wanted == Wanted::up; }
   std::optional<WorkerSocket> socket;
   std::shared_ptr<PinnedSocket> pinned;     // unix mode: the socket it bound, once checked
+  std::vector<Endpoint> endpoints;          // where it accepts, once probed ready
   std::shared_ptr<proxy::Backend> backend;  // while routed
   pid_t pid = 0;
   Clock::time_point started_at{};

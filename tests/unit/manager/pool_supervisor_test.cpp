@@ -239,7 +239,7 @@ TEST_CASE("supervisor: stop_all returns once every worker has exited", "[manager
   ScriptedPool pool(pool_of(3));
   bool stopped = false;
   asio::co_spawn(pool.control(), pool.supervisor->stop_all(),
-                 [&](std::exception_ptr) { stopped = true; });
+                 [&](std::exception_ptr e) { stopped = !e; });
   pool.settle();
   CHECK(stopped);
   CHECK(pool.launcher.running.empty());
@@ -264,4 +264,21 @@ TEST_CASE("supervisor: a worker drained by hand stays drained through its replac
   REQUIRE(pool.supervisor->set_drained(0, false));
   pool.settle();
   CHECK(pool.routable() == 1);
+}
+
+TEST_CASE("supervisor: a pool stopped twice at once may be destroyed when the first stop ends",
+          "[manager][supervisor]") {
+  // A pool a reload removed is still stopping when the shutdown stops it
+  // again; the reload's stop destroys it as soon as it ends.
+  ScriptedPool pool(pool_of(2));
+  int done = 0;
+  const auto first_ends_it = [&](std::exception_ptr e) {
+    CHECK_FALSE(e);
+    if (++done == 1) pool.supervisor.reset();
+  };
+  asio::co_spawn(pool.control(), pool.supervisor->stop_all(), first_ends_it);
+  asio::co_spawn(pool.control(), pool.supervisor->stop_all(), first_ends_it);
+  pool.settle();
+  CHECK(done == 2);
+  CHECK(pool.launcher.running.empty());
 }

@@ -103,30 +103,35 @@ TEST_CASE("a worker stopped by hand stays stopped until started", "[manager][sta
 
 TEST_CASE("events that mean nothing in a state are ignored, never a crash", "[manager][state]") {
   const S states[] = {S::starting, S::ready, S::draining, S::stopping, S::backoff, S::stopped};
-  const E events[] = {E::spawn_failed, E::became_ready, E::ready_timeout, E::exited,
-                      E::stop,         E::halt,         E::retire,        E::drained,
-                      E::stop_timeout, E::backoff_done, E::start};
+  const E events[] = {
+      E::spawn_failed, E::became_ready, E::ready_timeout, E::exited, E::stop, E::halt,   E::retire,
+      E::drained,      E::stop_timeout, E::backoff_done,  E::start,  E::hold, E::release};
   int valid = 0;
   for (const S state : states) {
     for (const E event : events) {
       for (const Wanted wanted : {Wanted::up, Wanted::down}) {
         for (const SlotRole role : {SlotRole::serving, SlotRole::successor, SlotRole::retiring}) {
-          const WorkerSlot slot{state, wanted, role};
-          const Transition t = transition(slot, event);
-          if (!t.valid) {
-            CHECK(t.next == slot);
-            CHECK(t.actions.empty());
-          } else {
-            ++valid;
+          for (const bool held : {false, true}) {
+            const WorkerSlot slot{state, wanted, role, held};
+            const Transition t = transition(slot, event);
+            INFO(name(state) << " " << name(event) << " " << name(role) << " held " << held);
+            if (!t.valid) {
+              CHECK(t.next == slot);
+              CHECK(t.actions.empty());
+            } else {
+              ++valid;
+            }
+            CHECK(name(t.next.state) != "?");
+            // Nothing leaves retiring: a worker that leaves the pool never comes back.
+            if (role == SlotRole::retiring) CHECK(t.next.role == SlotRole::retiring);
+            // Only hold and release change the mark.
+            if (event != E::hold && event != E::release) CHECK(t.next.held == held);
           }
-          CHECK_FALSE(name(t.next.state).empty());
-          // Nothing leaves retiring: a worker that leaves the pool never comes back.
-          if (role == SlotRole::retiring) CHECK(t.next.role == SlotRole::retiring);
         }
       }
     }
   }
-  CHECK(valid > 60);
+  CHECK(valid > 150);
 }
 
 TEST_CASE("a successor takes over once ready, and the slot's worker retires", "[manager][state]") {
