@@ -55,7 +55,7 @@ int run_proxy_daemon(const std::string& config_path, const Config& config) {
   std::unique_ptr<MetricsServer> metrics;
   if (config.metrics.listen) {
     std::string error;
-    metrics = MetricsServer::start(*config.metrics.listen, error);
+    metrics = MetricsServer::start(*config.metrics.listen, "scgi-proxy", error);
     if (!metrics) {
       log_error("{}", error);
       return 1;

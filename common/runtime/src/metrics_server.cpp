@@ -3,11 +3,14 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <prometheus/exposer.h>
+#include <prometheus/metric_family.h>
 #include <sys/socket.h>
 
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include "scgi/runtime/metric_families.hpp"
 
 namespace scgi {
 namespace {
@@ -53,6 +56,22 @@ void wake_exporter_threads(const std::vector<int>& ports) {
   ::closedir(folder);
 }
 
+// scgi_build_info: one series, always 1, its labels say what runs.
+class BuildInfo final : public prometheus::Collectable {
+ public:
+  explicit BuildInfo(std::string program) : program_(std::move(program)) {}
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    auto family = metric_family("scgi_build_info",
+                                "The running build: always 1, labelled by program and version",
+                                prometheus::MetricType::Gauge);
+    family.metric.push_back(gauge_metric({{"program", program_}, {"version", SCGI_VERSION}}, 1));
+    return {std::move(family)};
+  }
+
+ private:
+  std::string program_;
+};
+
 }  // namespace
 
 MetricsServer::MetricsServer(Address address, std::unique_ptr<prometheus::Exposer> exposer)
@@ -63,7 +82,9 @@ MetricsServer::~MetricsServer() {
   exposer_.reset();
 }
 
-std::unique_ptr<MetricsServer> MetricsServer::start(const Address& address, std::string& error) {
+std::unique_ptr<MetricsServer> MetricsServer::start(const Address& address,
+                                                    const std::string& program,
+                                                    std::string& error) {
   if (address.is_unix()) {
     error = "metrics.listen must be a TCP address, not " + address.to_string();
     return nullptr;
@@ -75,7 +96,10 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const Address& address, std:
         "request_timeout_ms", std::to_string(kRequestTimeoutMs),  //
         "enable_keep_alive", "no",                                // one scrape, one connection
     });
-    return std::unique_ptr<MetricsServer>(new MetricsServer(address, std::move(exposer)));
+    std::unique_ptr<MetricsServer> server(new MetricsServer(address, std::move(exposer)));
+    server->build_info_ = std::make_shared<BuildInfo>(program);
+    server->add(server->build_info_);
+    return server;
   } catch (const std::exception& e) {
     error = "cannot serve metrics on " + address.to_string() + ": " + e.what();
     return nullptr;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -534,6 +535,9 @@ TEST_CASE("a worker's metric series is its slot's: a restart starts no new one",
   };
   REQUIRE(send_request(listen, get_request("/one")).status() == 200);
   std::string scrape = manager.scrape();
+  CHECK(
+      metric_value(scrape, fmt::format(R"(scgi_build_info{{program="scgi-manager",version="{}"}})",
+                                       SCGI_VERSION)) == 1);
   CHECK(metric_value(scrape, R"(scgi_backend_up{backend="app:0",pool="app"})") == 1);
   CHECK(metric_value(scrape, R"(scgi_backend_up{backend="app:1",pool="app"})") == 1);
   CHECK(series_count(scrape) == 2);

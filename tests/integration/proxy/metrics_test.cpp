@@ -41,6 +41,8 @@ TEST_CASE("the metrics endpoint serves every proxy metric and passes promtool",
   CHECK(metric_value(scrape, R"(scgi_request_duration_seconds_count{pool="app"})") == 3);
   CHECK(metric_value(scrape, R"(scgi_request_duration_seconds_bucket{pool="app",le="+Inf"})") == 3);
   CHECK(metric_value(scrape, R"(scgi_queue_capacity{pool="app"})") == 1024);
+  CHECK(metric_value(scrape, fmt::format(R"(scgi_build_info{{program="scgi-proxy",version="{}"}})",
+                                         SCGI_VERSION)) == 1);
   // A 404 is served (the backend answered); the HTTP request is refused first.
   CHECK(metric_value(scrape, R"(scgi_request_outcomes_total{outcome="served",pool="app"})") == 2);
   CHECK(metric_value(scrape, R"(scgi_request_outcomes_total{outcome="bad_request",pool="app"})") ==

@@ -17,8 +17,11 @@ namespace scgi {
 
 class MetricsServer {
  public:
-  // nullptr and `error` set when the address cannot be served.
-  static std::unique_ptr<MetricsServer> start(const Address& address, std::string& error);
+  // nullptr and `error` set when the address cannot be served. Serves
+  // scgi_build_info{program, version} 1 from the start: which build of which
+  // daemon answers (a dashboard shows an upgrade as the version changing).
+  static std::unique_ptr<MetricsServer> start(const Address& address, const std::string& program,
+                                              std::string& error);
   ~MetricsServer();
 
   void add(const std::weak_ptr<prometheus::Collectable>& collectable);
@@ -29,6 +32,7 @@ class MetricsServer {
   MetricsServer(Address address, std::unique_ptr<prometheus::Exposer> exposer);
   Address address_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<prometheus::Collectable> build_info_;
 };
 
 }  // namespace scgi
