@@ -116,6 +116,11 @@ bool Listener::set_access(const UnixSocketAccess& access, std::string& error) {
          apply_unix_socket_access(address_.path, access, kFrontDoorWording, error).has_value();
 }
 
+bool Listener::can_set_access(const UnixSocketAccess& access, std::string& error) const {
+  return !file_ || access.group.empty() ||
+         find_group(access.group, kFrontDoorWording.group_setting, error).has_value();
+}
+
 Listener::~Listener() {
   close();
 }

@@ -42,6 +42,9 @@ class Listener {
   bool same_address(const Address& other) const { return address_ == other; }
   // A reload may change a Unix socket's mode and group in place.
   bool set_access(const UnixSocketAccess& access, std::string& error);
+  // Whether set_access() finds what it needs (its group): checked before a
+  // reload changes anything.
+  bool can_set_access(const UnixSocketAccess& access, std::string& error) const;
 
  private:
   Listener(Address address, Endpoint endpoint, int fd, std::optional<UnixSocketFileId> file)

@@ -64,7 +64,6 @@ int run_proxy_daemon(const std::string& config_path, const Config& config) {
     log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
   }
   server.start();
-  log_info("scgi-proxy running with {} threads", server.thread_count());
 
   Config running = config;
   handle_daemon_signals(control, {.reload = [&]() -> asio::awaitable<void> {
@@ -79,6 +78,8 @@ int run_proxy_daemon(const std::string& config_path, const Config& config) {
                                         signal, format_duration(timeout));
                                     co_await server.shut_down(timeout);
                                   }});
+  // Only now: whoever waits for this line may signal the daemon at once.
+  log_info("scgi-proxy running with {} threads", server.thread_count());
   control.run();
   log_info("scgi-proxy stopped");
   return 0;

@@ -73,6 +73,8 @@ std::vector<std::shared_ptr<Pool>> ProxyServer::pools() const {
 bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) {
   // First everything that can fail, without touching the running state.
   std::map<std::string, std::unique_ptr<Listener>> new_listeners;
+  // A kept front door's new listen_mode/listen_group: applied with the rest.
+  std::vector<std::pair<Listener*, UnixSocketAccess>> access_changes;
   for (const PoolConfig& pool_config : config.pools) {
     if (!pool_config.listen) continue;
     const auto existing = pools_.find(pool_config.name);
@@ -81,8 +83,9 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     const UnixSocketAccess access{pool_config.listen_mode, pool_config.listen_group};
     std::string error;
     if (unchanged) {
-      if (!existing->second.listener->set_access(access, error))
+      if (!existing->second.listener->can_set_access(access, error))
         errors.push_back("pool " + pool_config.name + ": " + error);
+      access_changes.emplace_back(existing->second.listener.get(), access);
       continue;
     }
     auto listener = Listener::open(*pool_config.listen, access, error);
@@ -108,7 +111,12 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
   }
   if (!errors.empty()) return false;
 
-  // Then the changes, which cannot fail.
+  // Then the changes, which cannot fail (but for a front door that another
+  // process replaced meanwhile: reported, the rest applies).
+  for (const auto& [listener, access] : access_changes) {
+    std::string error;
+    if (!listener->set_access(access, error)) log_error("{}", error);
+  }
   access_log_->use(std::move(*access_log));
   spill_space_->use(std::move(spill_folder), config.proxy.spill_limit);
   std::set<std::string> wanted;

@@ -15,11 +15,11 @@ namespace {
 
 using asio::experimental::as_tuple;
 
-asio::awaitable<void> signal_loop(asio::io_context& control, SignalActions actions) {
-  asio::signal_set signals(control, SIGTERM, SIGINT, SIGHUP);
-  signals.add(SIGUSR1);
+asio::awaitable<void> signal_loop(asio::io_context& control,
+                                  std::unique_ptr<asio::signal_set> signals,
+                                  SignalActions actions) {
   for (;;) {
-    auto [ec, signal] = co_await signals.async_wait(as_tuple(asio::use_awaitable));
+    auto [ec, signal] = co_await signals->async_wait(as_tuple(asio::use_awaitable));
     if (ec) co_return;
     if (signal == SIGHUP) {
       co_await actions.reload();
@@ -36,7 +36,13 @@ asio::awaitable<void> signal_loop(asio::io_context& control, SignalActions actio
 }  // namespace
 
 void handle_daemon_signals(asio::io_context& control, SignalActions actions) {
-  asio::co_spawn(control, signal_loop(control, std::move(actions)), log_failure("signal handling"));
+  // Taken over now, not when the loop first runs: a SIGHUP (or SIGTERM) that
+  // comes right after the daemon says it runs is a reload (or a stop), never
+  // the signal's default death.
+  auto signals = std::make_unique<asio::signal_set>(control, SIGTERM, SIGINT, SIGHUP);
+  signals->add(SIGUSR1);
+  asio::co_spawn(control, signal_loop(control, std::move(signals), std::move(actions)),
+                 log_failure("signal handling"));
 }
 
 }  // namespace scgi

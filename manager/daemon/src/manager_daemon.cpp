@@ -54,17 +54,9 @@ int run_manager_daemon(const std::string& config_path, const Config& config) {
     metrics->add(manager_metrics);
     log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
   }
-  std::vector<std::string> errors;
-  if (!supervisor.start(errors)) {
-    for (const std::string& error : errors)
-      log_error("{}", error);
-    log_error("not starting: fix the errors above");
-    return 1;
-  }
-  server.start();
-  log_info("scgi-manager running: {} pools, {} proxy threads", config.pools.size(),
-           server.thread_count());
-
+  // Signals are taken over before any worker starts: a SIGTERM during the
+  // start stops the manager cleanly, a SIGHUP is a reload, neither is the
+  // signal's default death.
   handle_daemon_signals(
       control, {.reload = [&]() -> asio::awaitable<void> { co_await supervisor.reload(); },
                 .reopen_logs = [&] { supervisor.reopen_logs(); },
@@ -78,6 +70,17 @@ int run_manager_daemon(const std::string& config_path, const Config& config) {
                   co_await supervisor.stop_all();
                   control_server.close();
                 }});
+  std::vector<std::string> errors;
+  if (!supervisor.start(errors)) {
+    for (const std::string& error : errors)
+      log_error("{}", error);
+    log_error("not starting: fix the errors above");
+    return 1;
+  }
+  server.start();
+  log_info("scgi-manager running: {} pools, {} proxy threads", config.pools.size(),
+           server.thread_count());
+
   control.run();
   log_info("scgi-manager stopped");
   return 0;

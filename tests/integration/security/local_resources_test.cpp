@@ -257,8 +257,11 @@ TEST_CASE(
     Process manager = start_limited("ulimit -Sn 64", "scgi-manager", dir.file("scgi.toml"),
                                     dir.file("manager.log"));
     REQUIRE(wait_until_accepting(listen));
-    std::set<pid_t> workers;
-    REQUIRE(eventually([&] { return !(workers = child_pids(manager.pid())).empty(); }));
+    // Served: the worker has exec'd (a child caught between fork and exec
+    // still has the manager's limit).
+    REQUIRE(send_request(listen, get_request("/"), 10s).status() == 200);
+    const std::set<pid_t> workers = child_pids(manager.pid());
+    REQUIRE(workers.size() == 1);
     const auto [soft, hard] = open_files_limit(manager.pid());
     INFO(manager.log());
     CHECK(soft != "64");
@@ -368,6 +371,21 @@ TEST_CASE(
   CHECK(connect_as(kNobody, kNogroup, path) == 0);          // nginx's user, in the group
   CHECK(connect_as(kNobody, kNotNogroup, path) == EACCES);  // any other local user
   CHECK(send_request(listen, get_request("/door")).status() == 200);
+
+  // A reload that cannot be applied (the second pool's port is taken) changes
+  // nothing of the socket either.
+  SampleWorker busy(dir, "busy");
+  dir.write("proxy.toml", "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
+                              listen.to_string() + "\"\nbackends = [\"" +
+                              worker.address().to_string() + "\"]\nlisten_mode = \"0600\"\n" +
+                              "[[pool]]\nname = \"other\"\nlisten = \"" +
+                              busy.address().to_string() + "\"\nbackends = [\"" +
+                              worker.address().to_string() + "\"]\n");
+  REQUIRE(eventually([&] { return proxy.log().find("running") != std::string::npos; }));
+  proxy.signal(SIGHUP);
+  REQUIRE(eventually([&] { return proxy.log().find("cannot apply") != std::string::npos; }));
+  CHECK(permissions(path) == 0660);
+  CHECK(connect_as(kNobody, kNogroup, path) == 0);
 
   // A reload may change the group and mode of the running socket in place.
   dir.write("proxy.toml", "[metrics]\nlisten = \"\"\n[[pool]]\nname = \"app\"\nlisten = \"" +
