@@ -11,6 +11,13 @@ std::shared_ptr<LabelErrors> BackendSeriesBook::counters_for(const std::string& 
   return counters;
 }
 
+void BackendSeriesBook::carry(const std::string& label,
+                              const std::array<std::uint64_t, kBackendErrorKinds>& errors) {
+  const auto counters = counters_for(label);
+  for (std::size_t kind = 0; kind < kBackendErrorKinds; ++kind)
+    counters->counts[kind].fetch_add(errors[kind], std::memory_order_relaxed);
+}
+
 std::vector<BackendSeries> BackendSeriesBook::series(
     const std::vector<std::shared_ptr<Backend>>& live) const {
   std::map<std::string, BackendSeries> by_label;

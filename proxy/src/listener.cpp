@@ -1,6 +1,7 @@
 #include "listener.hpp"
 
 #include <asio/basic_socket_acceptor.hpp>
+#include <asio/bind_executor.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/post.hpp>
@@ -9,6 +10,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -111,6 +113,25 @@ std::unique_ptr<Listener> Listener::open(const Address& address, const UnixSocke
   return std::unique_ptr<Listener>(new Listener(address, endpoint, fd, file));
 }
 
+std::unique_ptr<Listener> Listener::adopt(const Address& address, int fd, std::string& error) {
+  auto endpoints = resolve_endpoints(address);
+  if (!endpoints) {
+    error = endpoints.error();
+    return nullptr;
+  }
+  int listening = 0;
+  socklen_t size = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || listening == 0) {
+    error = "the handed socket for " + address.to_string() + " (descriptor " + std::to_string(fd) +
+            ") is not listening";
+    return nullptr;
+  }
+  std::optional<UnixSocketFileId> file;
+  if (struct stat info{}; address.is_unix() && ::lstat(address.path.c_str(), &info) == 0)
+    file = UnixSocketFileId{info.st_dev, info.st_ino};
+  return std::unique_ptr<Listener>(new Listener(address, endpoints.value().front(), fd, file));
+}
+
 bool Listener::set_access(const UnixSocketAccess& access, std::string& error) {
   return !file_ ||
          apply_unix_socket_access(address_.path, access, kFrontDoorWording, error).has_value();
@@ -182,6 +203,21 @@ void Listener::start(const std::vector<asio::io_context*>& contexts, Handler han
                        log_error("accept loop on {} ended: {}", name, error.what());
                      }
                    });
+  }
+}
+
+asio::awaitable<void> Listener::pause(asio::any_io_executor control) {
+  auto loops = std::exchange(loops_, {});
+  for (const auto& loop : loops) {
+    // Closed on its own thread; back here once it is.
+    co_await asio::co_spawn(
+        loop->acceptor.get_executor(),
+        [loop]() -> asio::awaitable<void> {
+          asio::error_code ignored;
+          loop->acceptor.close(ignored);
+          co_return;
+        },
+        asio::bind_executor(control, asio::use_awaitable));
   }
 }
 

@@ -3,6 +3,8 @@
 // free first takes the next connection, and an exchange never changes thread.
 #pragma once
 
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 
 #include <atomic>
@@ -30,6 +32,9 @@ class Listener {
   // socket gets `access` before anyone can connect (unix_socket_file.hpp).
   static std::unique_ptr<Listener> open(const Address& address, const UnixSocketAccess& access,
                                         std::string& error);
+  // An upgrade's: takes over the listening socket `fd` that the previous
+  // image bound at `address` (its Unix socket file stays where it is).
+  static std::unique_ptr<Listener> adopt(const Address& address, int fd, std::string& error);
   ~Listener();
 
   // Starts one accept loop per context; each connection goes to `handler`.
@@ -37,6 +42,11 @@ class Listener {
   // Stops accepting and closes the socket (and removes its Unix socket file,
   // if it is still the one this listener bound).
   void close();
+  // Stops accepting but keeps the socket open: connections wait in its
+  // backlog (an upgrade). Completes once no loop can accept any more.
+  asio::awaitable<void> pause(asio::any_io_executor control);
+  // The listening socket, for the next image of an upgrade.
+  int fd() const { return fd_; }
 
   const Address& address() const { return address_; }
   bool same_address(const Address& other) const { return address_ == other; }

@@ -80,8 +80,12 @@ void PoolStats::add_bytes(std::uint64_t in, std::uint64_t out) {
   if (out != 0) bump(shard.bytes_out, out);
 }
 
+void PoolStats::carry(const PoolStatsSnapshot& earlier) {
+  carried_ = earlier;
+}
+
 PoolStatsSnapshot PoolStats::snapshot() const {
-  PoolStatsSnapshot out;
+  PoolStatsSnapshot out = carried_;
   for (std::size_t s = 0; s < shard_count_; ++s) {
     const Shard& shard = shards_[s];
     for (std::size_t i = 0; i < out.requests_by_code.size(); ++i)

@@ -8,6 +8,7 @@
 #include "scgi/proxy/proxy_server.hpp"
 #include "scgi/runtime/daemon_signals.hpp"
 #include "scgi/runtime/metrics_server.hpp"
+#include "scgi/runtime/program_upgrade.hpp"
 
 namespace scgi::proxy {
 namespace {
@@ -40,10 +41,12 @@ void reload(ProxyServer& server, const std::string& path, Config& running) {
 
 }  // namespace
 
-int run_proxy_daemon(const std::string& config_path, const Config& config) {
+int run_proxy_daemon(const std::string& config_path, const Config& config,
+                     std::optional<HandedState>& handed) {
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
   asio::io_context control(1);
   ProxyServer server(control, config.proxy.threads);
+  if (handed) server.adopt(handed->daemon_state().at("balancer"));
 
   std::vector<std::string> errors;
   if (!server.apply(config, errors)) {
@@ -53,31 +56,57 @@ int run_proxy_daemon(const std::string& config_path, const Config& config) {
     return 1;
   }
   std::unique_ptr<MetricsServer> metrics;
-  if (config.metrics.listen) {
+  // Also after a failed upgrade, which closed it.
+  const auto start_metrics = [&] {
+    if (!config.metrics.listen) return true;
     std::string error;
     metrics = MetricsServer::start(*config.metrics.listen, "scgi-proxy", error);
     if (!metrics) {
       log_error("{}", error);
-      return 1;
+      return false;
     }
     metrics->add(server.metrics());
     log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
-  }
+    return true;
+  };
+  if (!start_metrics()) return 1;
   server.start();
 
   Config running = config;
-  handle_daemon_signals(control, {.reload = [&]() -> asio::awaitable<void> {
-                                    reload(server, config_path, running);
-                                    co_return;
-                                  },
-                                  .reopen_logs = [&] { server.reopen_logs(); },
-                                  .stop = [&](int signal) -> asio::awaitable<void> {
-                                    const auto timeout = running.proxy.shutdown_timeout;
-                                    log_info(
-                                        "signal {}: stopping; requests in flight finish within {}",
-                                        signal, format_duration(timeout));
-                                    co_await server.shut_down(timeout);
-                                  }});
+  const UpgradeSteps upgrade_steps{
+      .program = "scgi-proxy",
+      .state =
+          [&](std::vector<int>& descriptors) {
+            return nlohmann::json{{"balancer", server.handover_state(descriptors)}};
+          },
+      .pause = [&]() -> asio::awaitable<void> {
+        co_await server.pause(running.proxy.shutdown_timeout);
+        metrics.reset();  // its port is bound anew by the next image
+      },
+      .resume =
+          [&] {
+            server.resume();
+            start_metrics();
+          }};
+  handle_daemon_signals(control,
+                        {.reload = [&]() -> asio::awaitable<void> {
+                           reload(server, config_path, running);
+                           co_return;
+                         },
+                         .reopen_logs = [&] { server.reopen_logs(); },
+                         .stop = [&](int signal) -> asio::awaitable<void> {
+                           const auto timeout = running.proxy.shutdown_timeout;
+                           log_info("signal {}: stopping; requests in flight finish within {}",
+                                    signal, format_duration(timeout));
+                           co_await server.shut_down(timeout);
+                         },
+                         .upgrade = [&]() -> asio::awaitable<void> {
+                           const std::string error =
+                               co_await upgrade_program(control.get_executor(), upgrade_steps);
+                           log_error("upgrade failed: {}; this program serves on", error);
+                         }});
+  log_upgrade_outcome(handed);
+  handed.reset();
   // Only now: whoever waits for this line may signal the daemon at once.
   log_info("scgi-proxy running with {} threads", server.thread_count());
   control.run();

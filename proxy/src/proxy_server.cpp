@@ -4,6 +4,8 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <set>
 
@@ -88,7 +90,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
       access_changes.emplace_back(existing->second.listener.get(), access);
       continue;
     }
-    auto listener = Listener::open(*pool_config.listen, access, error);
+    auto listener = open_listener(pool_config, error);
     if (!listener) {
       errors.push_back("pool " + pool_config.name + ": " + error);
       continue;
@@ -125,9 +127,11 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
     std::shared_ptr<Pool> pool = find_pool(pool_config.name);
     if (!pool) {
       pool = std::make_shared<Pool>(pool_config, contexts_.size() + 1, pool_events());
+      auto discovery_stats = carry_over(*pool, pool_config);
       if (pool_created_) pool_created_(pool);  // before its listener can accept
       std::lock_guard lock(pools_mutex_);
       pools_[pool_config.name].pool = pool;
+      if (discovery_stats) pools_[pool_config.name].discovery_stats = discovery_stats;
     } else {
       pool->update_settings(pool_config);
     }
@@ -157,6 +161,13 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
       entry.listener.reset();
     }
   }
+
+  // An upgrade's sockets that the configuration no longer names.
+  for (const auto& [address, fd] : std::exchange(inherited_listeners_, {})) {
+    log_info("{}: no pool listens there any more; closed", address);
+    ::close(fd);
+  }
+  inherited_pools_ = nlohmann::json::object();
 
   // Pools gone from the file: stop accepting; requests in flight finish, as
   // each exchange owns its pool.
@@ -308,7 +319,7 @@ void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket) {
                    // The last one while stopping wakes shut_down(); sequentially
                    // consistent with its store of stopping_, so one of the two
                    // sees the other.
-                   if (active_.fetch_sub(1) == 1 && stopping_.load())
+                   if (active_.fetch_sub(1) == 1 && (stopping_.load() || pausing_.load()))
                      asio::post(control_, [this] { exchanges_done_.notify(); });
                    log_failure("an exchange")(e);
                  });
@@ -389,6 +400,17 @@ asio::awaitable<void> ProxyServer::shut_down(std::chrono::milliseconds timeout) 
       entry.discoverer.reset();
     }
   }
+  co_await finish_exchanges(timeout);
+  for (auto& guard : work_)
+    guard.reset();
+  for (auto& context : contexts_)
+    context->stop();
+  for (auto& thread : threads_)
+    if (thread.joinable()) thread.join();
+  threads_.clear();
+}
+
+asio::awaitable<void> ProxyServer::finish_exchanges(std::chrono::milliseconds timeout) {
   const auto none_left = [this] { return active_exchanges() == 0; };
   if (!co_await exchanges_done_.wait_until(none_left, Notifier::Clock::now() + timeout)) {
     log_warn("shutdown_timeout ({}) passed with {} requests in flight; ending them",
@@ -399,13 +421,6 @@ asio::awaitable<void> ProxyServer::shut_down(std::chrono::milliseconds timeout) 
       asio::post(*contexts_[i], [live = live_[i].get()] { live->end_all(); });
     co_await exchanges_done_.wait_until(none_left, Notifier::Clock::now() + kShutdownGrace);
   }
-  for (auto& guard : work_)
-    guard.reset();
-  for (auto& context : contexts_)
-    context->stop();
-  for (auto& thread : threads_)
-    if (thread.joinable()) thread.join();
-  threads_.clear();
 }
 
 }  // namespace scgi::proxy

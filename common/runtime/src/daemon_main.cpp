@@ -8,14 +8,16 @@
 
 namespace scgi {
 
-int daemon_main(int argc, char** argv, const DaemonInfo& info,
-                const std::function<int(const std::string& path, const Config&)>& serve) {
+int daemon_main(int argc, char** argv, const DaemonInfo& info, const ServeFunction& serve) {
+  remember_program(argc, argv);
   CLI::App app{info.description, info.name};
   std::string config_path;
   bool check = false;
   app.add_option("--config", config_path, "The configuration file (TOML)")->required();
   app.add_flag("--check", check,
                "Validate the configuration and exit: 0 when valid, 2 with every error");
+  bool upgrade_check = false;
+  app.add_flag("--upgrade-check", upgrade_check)->group("");  // run by an upgrade, not by people
   app.set_version_flag("--version", info.name + " " + info.version);
   try {
     app.parse(argc, argv);
@@ -24,6 +26,7 @@ int daemon_main(int argc, char** argv, const DaemonInfo& info,
     return app.exit(error) == 0 ? 0 : 2;
   }
 
+  std::optional<HandedState> handed = take_handed_state();
   const ConfigResult result = load_config(config_path, info.mode, running_as());
   if (!result) {
     for (const ConfigError& error : result.errors())
@@ -31,13 +34,37 @@ int daemon_main(int argc, char** argv, const DaemonInfo& info,
     if (!check) std::cerr << info.name << ": not starting: fix the errors above\n";
     return 2;
   }
+  if (handed) {
+    auto problem = handed->problem(info.name);
+    try {
+      if (!problem && info.check_state) problem = info.check_state(handed->daemon_state());
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+    if (problem) {
+      std::cerr << info.name << ": cannot take over the running " << info.name
+                << ": the handed state: " << *problem << '\n';
+      if (upgrade_check) return 2;
+      // Nothing was changed yet: the previous program takes its state back.
+      std::cerr << info.name << ": " << handed->return_to_previous(*problem) << '\n';
+      return 1;
+    }
+  }
+  if (upgrade_check) {
+    if (!handed) {
+      std::cerr << info.name << ": --upgrade-check: no state was handed over\n";
+      return 2;
+    }
+    approve_upgrade();
+    return 0;
+  }
   if (check) {
     std::cout << summarize(result.config()) << '\n';
     return 0;
   }
   // Before anything opens a descriptor that a low soft limit would refuse.
   report_file_limit(raise_file_limit(), result.config());
-  return serve(config_path, result.config());
+  return serve(config_path, result.config(), handed);
 }
 
 }  // namespace scgi

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "scgi/log.hpp"
+#include "scgi/runtime/program_upgrade.hpp"
 
 namespace scgi {
 namespace {
@@ -25,6 +26,8 @@ asio::awaitable<void> signal_loop(asio::io_context& control,
       co_await actions.reload();
     } else if (signal == SIGUSR1) {
       actions.reopen_logs();
+    } else if (signal == SIGUSR2) {
+      co_await actions.upgrade();
     } else {
       co_await actions.stop(signal);
       control.stop();
@@ -41,8 +44,10 @@ void handle_daemon_signals(asio::io_context& control, SignalActions actions) {
   // the signal's default death.
   auto signals = std::make_unique<asio::signal_set>(control, SIGTERM, SIGINT, SIGHUP);
   signals->add(SIGUSR1);
+  signals->add(SIGUSR2);
   asio::co_spawn(control, signal_loop(control, std::move(signals), std::move(actions)),
                  log_failure("signal handling"));
+  unblock_daemon_signals();
 }
 
 }  // namespace scgi

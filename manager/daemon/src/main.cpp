@@ -6,6 +6,8 @@
 int main(int argc, char** argv) {
   const scgi::DaemonInfo info{"scgi-manager",
                               "Runs pools of SCGI workers and balances requests across them.",
-                              SCGI_VERSION, scgi::Mode::manager};
+                              SCGI_VERSION,
+                              scgi::Mode::manager,
+                              {}};
   return scgi::daemon_main(argc, argv, info, scgi::manager::run_manager_daemon);
 }

@@ -14,7 +14,8 @@
 #include "supervisor.hpp"
 
 namespace scgi::manager {
-int run_manager_daemon(const std::string& config_path, const Config& config) {
+int run_manager_daemon(const std::string& config_path, const Config& config,
+                       [[maybe_unused]] std::optional<HandedState>& handed) {
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
   // Removed at exit, after the supervisor (declared later) is gone.
   auto runtime_dir = RuntimeFolder::create();
@@ -69,6 +70,10 @@ int run_manager_daemon(const std::string& config_path, const Config& config) {
                   co_await server.shut_down(timeout);
                   co_await supervisor.stop_all();
                   control_server.close();
+                },
+                .upgrade = [&]() -> asio::awaitable<void> {
+                  log_error("upgrade: scgi-manager cannot replace itself in place yet");
+                  co_return;
                 }});
   std::vector<std::string> errors;
   if (!supervisor.start(errors)) {

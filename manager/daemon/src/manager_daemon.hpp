@@ -7,10 +7,13 @@
 #include <string>
 
 #include "scgi/config.hpp"
+#include "scgi/runtime/program_upgrade.hpp"
 
 namespace scgi::manager {
 
-// Runs until stopped by a signal; returns the process exit code.
-int run_manager_daemon(const std::string& config_path, const Config& config);
+// Runs until stopped by a signal; returns the process exit code. `handed`:
+// the previous image's state, when an upgrade started this one.
+int run_manager_daemon(const std::string& config_path, const Config& config,
+                       std::optional<HandedState>& handed);
 
 }  // namespace scgi::manager

@@ -72,6 +72,10 @@ class Backend {
   // Requests that reached it (their bytes were sent): the manager recycles on this.
   void count_request() { requests_.fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+  // An upgrade's: the requests its process had served before.
+  void carry_requests(std::uint64_t earlier) {
+    requests_.fetch_add(earlier, std::memory_order_relaxed);
+  }
 
   // A connect failure this many times in a row marks a backend down.
   static constexpr std::uint32_t kFailuresToMarkDown = 2;

@@ -37,6 +37,9 @@ class BackendSeriesBook {
   // The series of `live` (a pool's backends now), with those of slots that
   // have no backend now (counters only), in label order.
   std::vector<BackendSeries> series(const std::vector<std::shared_ptr<Backend>>& live) const;
+  // An upgrade's: the label's error counts in the previous image, which its
+  // series starts from.
+  void carry(const std::string& label, const std::array<std::uint64_t, kBackendErrorKinds>& errors);
 
  private:
   mutable std::mutex mutex_;  // counters_for() on the control thread, series() on a scrape's

@@ -114,6 +114,7 @@ class Pool : public std::enable_shared_from_this<Pool> {
   std::vector<std::shared_ptr<Backend>> backends() const;
   // Per-backend series for /metrics, by label.
   std::vector<BackendSeries> backend_series() const { return series_.series(backends()); }
+  BackendSeriesBook& series_book() { return series_; }
   const Events& events() const { return events_; }
 
   // --- Data path. ---

@@ -77,6 +77,9 @@ class PoolStats {
   void add_bytes(std::uint64_t in, std::uint64_t out);
 
   PoolStatsSnapshot snapshot() const;
+  // An upgrade's: the previous image's counts, which every snapshot starts
+  // from, so that no counter goes back. Before the pool is shared.
+  void carry(const PoolStatsSnapshot& earlier);
 
  private:
   struct Histogram {
@@ -100,6 +103,7 @@ class PoolStats {
 
   std::unique_ptr<Shard[]> shards_;
   std::size_t shard_count_;
+  PoolStatsSnapshot carried_;
 };
 
 // Which shard the calling thread writes: proxy threads set theirs when they

@@ -7,12 +7,15 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -61,6 +64,24 @@ class ProxyServer {
   asio::awaitable<void> shut_down(std::chrono::milliseconds timeout);
   // Reopens the access log (SIGUSR1, after logrotate).
   void reopen_logs();
+
+  // --- Upgrade (program_upgrade.hpp): what the next image continues with. ---
+  // Before the first apply() of an image that an upgrade started: the
+  // previous image's listening sockets are taken instead of bound anew, its
+  // counters continue, its discovered backends (and their drains) are there
+  // before the first request. Throws nlohmann::json::exception on a state
+  // this build cannot read (check_handover() says so beforehand).
+  void adopt(const nlohmann::json& state);
+  static std::optional<std::string> check_handover(const nlohmann::json& state);
+  // Stops accepting (connections wait in the kernel's backlog: the sockets
+  // stay open) and lets the exchanges in flight finish within `timeout`; then
+  // ends the rest as a shutdown does.
+  asio::awaitable<void> pause(std::chrono::milliseconds timeout);
+  // Accepts again: the upgrade failed.
+  void resume();
+  // The state for the next image; `descriptors` gets the sockets it keeps.
+  // After pause(), on the control thread.
+  nlohmann::json handover_state(std::vector<int>& descriptors) const;
 
   // Called on the control thread for each pool apply() creates, before it
   // serves: the place for a pool's owner to subscribe to it.
@@ -118,7 +139,15 @@ class ProxyServer {
   };
 
   void start_listener(const std::shared_ptr<Pool>& pool, Listener& listener);
+  // The listener of a pool at `address`: the previous image's socket after
+  // an upgrade, else a new one.
+  std::unique_ptr<Listener> open_listener(const PoolConfig& pool, std::string& error);
+  // A pool apply() creates continues where the previous image's left off;
+  // a discover pool's discovery counters come back, to go with it.
+  std::shared_ptr<DiscoveryStats> carry_over(Pool& pool, const PoolConfig& config);
   void accept(const std::shared_ptr<Pool>& pool, Socket socket);
+  // Waits up to `timeout` for the exchanges in flight to end, then ends the rest.
+  asio::awaitable<void> finish_exchanges(std::chrono::milliseconds timeout);
   bool sync_fixed_backends(Pool& pool, const PoolConfig& config, std::vector<std::string>& errors);
   // Starts, keeps or replaces the pool's discoverer, or stops it when the pool
   // no longer discovers; false (with `errors`) when the resolver cannot be set up.
@@ -154,6 +183,11 @@ class ProxyServer {
   std::atomic<std::size_t> active_{0};
   Notifier exchanges_done_;  // control thread: the last exchange ended while stopping
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> pausing_{false};  // an upgrade waits for the exchanges to end
+  // An upgrade's, until the first apply() took them: listening sockets by
+  // address, and each pool's counters and discovered backends.
+  std::map<std::string, int> inherited_listeners_;
+  nlohmann::json inherited_pools_ = nlohmann::json::object();
   std::function<void(const std::shared_ptr<Pool>&)> pool_created_;
   // Control thread only.
   struct Listening {

@@ -1,0 +1,226 @@
+// The balancer's side of an upgrade (ProxyServer's upgrade members): pausing
+// the front doors, the state the next image continues with, and taking that
+// state over: listening sockets, every pool's counters, and discovered
+// backends with their drains.
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "discovery/discovery_stats.hpp"
+#include "listener.hpp"
+#include "scgi/log.hpp"
+#include "scgi/proxy/proxy_server.hpp"
+#include "scgi/runtime/program_upgrade.hpp"
+
+namespace scgi::proxy {
+namespace {
+
+using nlohmann::json;
+
+json histogram_to_json(const HistogramSnapshot& histogram) {
+  return {{"buckets", histogram.buckets},
+          {"count", histogram.count},
+          {"sum_seconds", histogram.sum_seconds}};
+}
+
+HistogramSnapshot histogram_from_json(const json& in) {
+  HistogramSnapshot out;
+  const auto buckets = in.at("buckets").get<std::vector<std::uint64_t>>();
+  if (buckets.size() != out.buckets.size())
+    throw std::runtime_error("histogram buckets differ from this build's");
+  std::copy(buckets.begin(), buckets.end(), out.buckets.begin());
+  out.count = in.at("count").get<std::uint64_t>();
+  out.sum_seconds = in.at("sum_seconds").get<double>();
+  return out;
+}
+
+// Counts by name, so that a build with more (or fewer) names reads them.
+template <std::size_t N, class Names>
+json named_counts(const std::array<std::uint64_t, N>& counts, const Names& names) {
+  json out = json::object();
+  for (std::size_t i = 0; i < N; ++i)
+    if (counts[i] != 0) out[names[i]] = counts[i];
+  return out;
+}
+
+template <std::size_t N, class Names>
+void read_named_counts(const json& in, const Names& names, std::array<std::uint64_t, N>& counts) {
+  for (const auto& [name, value] : in.items()) {
+    const auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) throw std::runtime_error("unknown counter '" + name + "'");
+    counts[static_cast<std::size_t>(it - names.begin())] = value.template get<std::uint64_t>();
+  }
+}
+
+json stats_to_json(const PoolStatsSnapshot& stats) {
+  json codes = json::object();
+  for (std::size_t i = 0; i < stats.requests_by_code.size(); ++i)
+    if (stats.requests_by_code[i] != 0)
+      codes[std::to_string(kFirstCode + static_cast<int>(i))] = stats.requests_by_code[i];
+  return {{"requests_by_code", codes},
+          {"request_duration", histogram_to_json(stats.request_duration)},
+          {"queue_wait", histogram_to_json(stats.queue_wait)},
+          {"rejected", named_counts(stats.rejected, kRejectReasons)},
+          {"outcomes", named_counts(stats.outcomes, kOutcomes)},
+          {"retries", stats.retries},
+          {"bytes_in", stats.bytes_in},
+          {"bytes_out", stats.bytes_out}};
+}
+
+PoolStatsSnapshot stats_from_json(const json& in) {
+  PoolStatsSnapshot out;
+  for (const auto& [code, count] : in.at("requests_by_code").items()) {
+    const int number = std::stoi(code);
+    if (number < kFirstCode || number > kLastCode) throw std::runtime_error("bad status " + code);
+    out.requests_by_code[static_cast<std::size_t>(number - kFirstCode)] =
+        count.get<std::uint64_t>();
+  }
+  out.request_duration = histogram_from_json(in.at("request_duration"));
+  out.queue_wait = histogram_from_json(in.at("queue_wait"));
+  read_named_counts(in.at("rejected"), kRejectReasons, out.rejected);
+  read_named_counts(in.at("outcomes"), kOutcomes, out.outcomes);
+  out.retries = in.at("retries").get<std::uint64_t>();
+  out.bytes_in = in.at("bytes_in").get<std::uint64_t>();
+  out.bytes_out = in.at("bytes_out").get<std::uint64_t>();
+  return out;
+}
+
+using ErrorCounts = std::array<std::uint64_t, kBackendErrorKinds>;
+
+// Everything a pool's entry holds, read without using any of it.
+struct PoolHandover {
+  PoolStatsSnapshot stats;
+  std::map<std::string, ErrorCounts> series;
+  std::vector<std::pair<std::string, bool>> discovered;  // name, draining
+  std::array<std::uint64_t, kResolutionResults.size()> resolutions{};
+};
+
+PoolHandover read_pool(const json& in) {
+  PoolHandover out;
+  out.stats = stats_from_json(in.at("stats"));
+  for (const auto& [label, errors] : in.at("series").items())
+    out.series[label] = errors.get<ErrorCounts>();
+  for (const json& backend : in.value("discovered", json::array()))
+    out.discovered.emplace_back(backend.at("name").get<std::string>(),
+                                backend.at("draining").get<bool>());
+  if (in.contains("resolutions"))
+    read_named_counts(in.at("resolutions"), kResolutionResults, out.resolutions);
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> ProxyServer::check_handover(const json& state) {
+  try {
+    for (const auto& [name, pool] : state.at("pools").items()) {
+      read_pool(pool);
+      if (pool.contains("listen_fd") && pool.at("listen_fd").get<int>() < 0)
+        return "pool " + name + ": no listening socket";
+    }
+  } catch (const std::exception& e) {
+    return std::string("the balancer's part: ") + e.what();
+  }
+  return std::nullopt;
+}
+
+void ProxyServer::adopt(const json& state) {
+  for (const auto& [name, pool] : state.at("pools").items()) {
+    if (pool.contains("listen_fd"))
+      inherited_listeners_[pool.at("listen").get<std::string>()] = pool.at("listen_fd").get<int>();
+    inherited_pools_[name] = pool;
+  }
+}
+
+std::unique_ptr<Listener> ProxyServer::open_listener(const PoolConfig& pool, std::string& error) {
+  const auto inherited = inherited_listeners_.find(pool.listen->to_string());
+  if (inherited == inherited_listeners_.end())
+    return Listener::open(*pool.listen, {pool.listen_mode, pool.listen_group}, error);
+  const int fd = inherited->second;
+  inherited_listeners_.erase(inherited);
+  if (!adopt_descriptor(fd)) {
+    error = "the listening socket handed over for " + pool.listen->to_string() + " is not open";
+    return nullptr;
+  }
+  auto listener = Listener::adopt(*pool.listen, fd, error);
+  if (!listener) ::close(fd);
+  return listener;
+}
+
+std::shared_ptr<DiscoveryStats> ProxyServer::carry_over(Pool& pool, const PoolConfig& config) {
+  if (!inherited_pools_.contains(pool.name())) return nullptr;
+  const PoolHandover earlier = read_pool(inherited_pools_.at(pool.name()));
+  pool.stats().carry(earlier.stats);
+  for (const auto& [label, errors] : earlier.series)
+    pool.series_book().carry(label, errors);
+  if (config.kind == PoolKind::discover) {
+    // There before the first request: the discoverer adopts them as a reload's does.
+    for (const auto& [name, draining] : earlier.discovered) {
+      auto address = parse_address(name);
+      auto endpoints = address ? resolve_endpoints(address.value())
+                               : Result<std::vector<Endpoint>>::fail(address.error());
+      if (!endpoints) {
+        log_warn("pool {}: discovered backend {} left out: {}", pool.name(), name,
+                 endpoints.error());
+        continue;
+      }
+      pool.add_backend(name, std::move(endpoints).value(),
+                       draining ? Backend::Membership::draining : Backend::Membership::ready);
+    }
+    auto stats = std::make_shared<DiscoveryStats>();
+    for (std::size_t i = 0; i < earlier.resolutions.size(); ++i)
+      stats->resolutions[i].store(earlier.resolutions[i]);
+    return stats;
+  }
+  return nullptr;
+}
+
+asio::awaitable<void> ProxyServer::pause(std::chrono::milliseconds timeout) {
+  pausing_.store(true);
+  std::vector<Listener*> listeners;
+  for (auto& [name, entry] : pools_)
+    if (entry.listener) listeners.push_back(entry.listener.get());
+  for (Listener* listener : listeners)
+    co_await listener->pause(control_.get_executor());
+  co_await finish_exchanges(timeout);
+}
+
+void ProxyServer::resume() {
+  pausing_.store(false);
+  std::lock_guard lock(pools_mutex_);
+  for (auto& [name, entry] : pools_)
+    if (entry.listener) start_listener(entry.pool, *entry.listener);
+}
+
+json ProxyServer::handover_state(std::vector<int>& descriptors) const {
+  json pools = json::object();
+  std::lock_guard lock(pools_mutex_);
+  for (const auto& [name, entry] : pools_) {
+    json series = json::object();
+    for (const BackendSeries& one : entry.pool->backend_series())
+      series[one.label] = one.errors;
+    json pool{{"stats", stats_to_json(entry.pool->stats().snapshot())}, {"series", series}};
+    if (entry.listener) {
+      pool["listen"] = entry.listener->address().to_string();
+      pool["listen_fd"] = entry.listener->fd();
+      descriptors.push_back(entry.listener->fd());
+    }
+    if (entry.pool->settings()->kind == PoolKind::discover) {
+      json discovered = json::array();
+      for (const auto& backend : entry.pool->backends())
+        discovered.push_back(
+            {{"name", backend->name()},
+             {"draining", backend->membership() == Backend::Membership::draining}});
+      pool["discovered"] = discovered;
+    }
+    if (entry.discovery_stats) {
+      std::array<std::uint64_t, kResolutionResults.size()> counts{};
+      for (std::size_t i = 0; i < counts.size(); ++i)
+        counts[i] = entry.discovery_stats->resolutions[i].load();
+      pool["resolutions"] = named_counts(counts, kResolutionResults);
+    }
+    pools[name] = pool;
+  }
+  return {{"pools", pools}};
+}
+
+}  // namespace scgi::proxy
