@@ -3,8 +3,9 @@
 # Usage: scripts/install-deps.sh build|test|fuzz|demo|docs ...   (runs apt-get as root, or through sudo)
 set -euo pipefail
 
+# libsystemd-dev: both daemons tell systemd when they are ready (sd_notify).
 build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev prometheus-cpp-dev
-       libcli11-dev libfmt-dev nlohmann-json3-dev libc-ares-dev)
+       libcli11-dev libfmt-dev nlohmann-json3-dev libc-ares-dev libsystemd-dev)
 # Tests start real peers: nginx, Apache and lighttpd as front ends, curl as
 # their client, Prometheus (promtool, and a real server for the dashboard's
 # queries), dnsmasq as the DNS server that discovery follows, systemd's

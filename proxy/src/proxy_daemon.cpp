@@ -9,25 +9,27 @@
 #include "scgi/runtime/daemon_signals.hpp"
 #include "scgi/runtime/metrics_server.hpp"
 #include "scgi/runtime/program_upgrade.hpp"
+#include "scgi/runtime/service_notifier.hpp"
 
 namespace scgi::proxy {
 namespace {
 
 // Re-reads the file and applies it; `running` becomes the new configuration.
-void reload(ProxyServer& server, const std::string& path, Config& running) {
+// False when the file is rejected (the running configuration stays).
+bool reload(ProxyServer& server, const std::string& path, Config& running) {
   const ConfigResult result = load_config(path, Mode::proxy);
   if (!result) {
     log_error("reload: {} has errors; the running configuration stays", path);
     for (const ConfigError& error : result.errors())
       log_error("{}", error.to_string());
-    return;
+    return false;
   }
   std::vector<std::string> errors;
   if (!server.apply(result.config(), errors)) {
     log_error("reload: cannot apply {}; the running configuration stays", path);
     for (const std::string& error : errors)
       log_error("{}", error);
-    return;
+    return false;
   }
   const Config& next = result.config();
   if (next.proxy.threads != running.proxy.threads)
@@ -37,6 +39,7 @@ void reload(ProxyServer& server, const std::string& path, Config& running) {
     log_warn("reload: [metrics] listen changes at the next start");
   running = next;
   log_info("reload: {} applied", path);
+  return true;
 }
 
 }  // namespace
@@ -90,12 +93,15 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
           }};
   handle_daemon_signals(control,
                         {.reload = [&]() -> asio::awaitable<void> {
-                           reload(server, config_path, running);
+                           notify_reloading("reloading " + config_path);
+                           const bool applied = reload(server, config_path, running);
+                           notify_ready(reload_status(applied, running));
                            co_return;
                          },
                          .reopen_logs = [&] { server.reopen_logs(); },
                          .stop = [&](int signal) -> asio::awaitable<void> {
                            const auto timeout = running.proxy.shutdown_timeout;
+                           notify_stopping(stopping_status(timeout));
                            log_info("signal {}: stopping; requests in flight finish within {}",
                                     signal, format_duration(timeout));
                            co_await server.shut_down(timeout);
@@ -109,6 +115,7 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
   handed.reset();
   // Only now: whoever waits for this line may signal the daemon at once.
   log_info("scgi-proxy running with {} threads", server.thread_count());
+  notify_ready(serving_status(running));
   control.run();
   log_info("scgi-proxy stopped");
   return 0;

@@ -40,7 +40,8 @@ for unit in scgi-manager.service scgi-proxy.service; do
   fi
 done
 
-# What the units promise (issue 6): started as a plain process, /run/scgi for
+# What the units promise (issue 6): started as a plain process that tells
+# systemd when it serves (issue 16: Type=notify, sd_notify), /run/scgi for
 # the manager's control socket, a dedicated user. Reloaded with nothing from
 # outside the package and the essential packages (issue 15: /bin/kill is
 # procps'): the manager through scgictl, which fails the reload on a bad file;
@@ -55,7 +56,7 @@ require() {
   fi
 }
 for unit in scgi-manager.service scgi-proxy.service; do
-  require "$unit" 'Type=exec'
+  require "$unit" 'Type=notify'
   require "$unit" 'KillMode=mixed'
   require "$unit" 'NoNewPrivileges=yes'
   require "$unit" 'ProtectSystem=strict'

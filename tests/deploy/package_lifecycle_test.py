@@ -7,8 +7,10 @@ life as a user would:
     inside, its dependencies from Debian's registry; nothing enabled or
     started by the install;
   - the packaged configurations, pointed at ports picked free here (the
-    machine shares this host's network); enable, start, `scgictl status`,
-    a request through the manager's pool and one through the proxy;
+    machine shares this host's network); enable, start (Type=notify: it
+    returns once the daemon said READY=1, and a request is answered right
+    away; `systemctl show -p StatusText` is the daemon's STATUS), `scgictl
+    status`, a request through the manager's pool and one through the proxy;
   - at run time: `systemd-analyze security` within the bounds that
     systemd.cmake holds the units to offline; the descriptor limits of
     /proc/PID/limits (the manager's soft limit raised to the unit's hard
@@ -16,7 +18,8 @@ life as a user would:
     bounding set; the workers and the proxy as user scgi with no capability;
   - `systemctl reload` of each with a changed file, applied with 0 failed
     requests under load; a bad file refused by `systemctl reload` (which
-    fails) with the running configuration kept; `systemctl restart` (the
+    fails) with the running configuration kept; the STATUS each daemon gives
+    systemd says which; `systemctl restart` (the
     requests it fails are counted, not judged: a hitless restart is the
     upgrade's business); stop leaves no process in the unit's cgroup;
   - journald holds the daemons' lines;
@@ -147,6 +150,17 @@ class Machine:
 
     def journal(self, unit):
         return self.run("journalctl", "--no-pager", "-o", "cat", "-u", unit).stdout
+
+    def status_text(self, unit, wanted, timeout_s=10):
+        """The unit's StatusText (the daemon's sd_notify STATUS) once it starts
+        with `wanted`: systemd may read the notification after the command that
+        caused it has returned. The last one seen after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            text = self.show(unit, "StatusText")
+            if text.startswith(wanted) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.1)
 
     def proc_status(self, pid):
         text = self.booted.read_file(f"/proc/{pid}/status") or ""
@@ -336,6 +350,13 @@ def start_and_serve(machine, ports):
               f"{unit} is enabled (multi-user.target wants it)")
         machine.ok("systemctl", "start", unit)
         check(machine.show(unit, "ActiveState") == "active", f"{unit} is active")
+        check(machine.show(unit, "Type") == "notify", f"{unit} is Type=notify")
+        # `systemctl start` returned on the daemon's READY=1, which came with its STATUS.
+        status = machine.show(unit, "StatusText")
+        wanted = "serving 1 pool, 2 workers" if unit == MANAGER else "serving 1 pool"
+        check(status == wanted, f"{unit}'s StatusText is the daemon's: {status!r} (want {wanted!r})")
+        port = ports["pool"] if unit == MANAGER else ports["proxy"]
+        answers(port, f"{unit} answers as soon as `systemctl start` returns")
     workers = machine.wait_ready_workers("hello", 2)
     check(len(workers) == 2, f"the manager runs the pool's 2 workers, ready ({workers})")
     status = machine.ok("scgictl", "status")
@@ -392,6 +413,10 @@ def check_reloads(machine, ports, manager_text):
         machine.booted.write_file("/etc/scgi/proxy.toml", proxy_config(ports, second_pool=True))
         machine.ok("systemctl", "reload", PROXY)
         answers_eventually(ports["proxy_second"], "the proxy's new pool answers after its reload")
+        for unit, wanted in ((MANAGER, "reload applied: serving 1 pool, 3 workers"),
+                             (PROXY, "reload applied: serving 2 pools")):
+            status = machine.status_text(unit, wanted)
+            check(status == wanted, f"{unit}'s StatusText after its reload: {status!r}")
         workers = machine.wait_ready_workers("hello", 3)
         check(len(workers) == 3,
               f"the manager's reload applied the file: 3 workers ready ({workers})")
@@ -423,6 +448,10 @@ def check_reloads(machine, ports, manager_text):
         time.sleep(0.2)
     check("has errors; the running configuration stays" in machine.journal(PROXY),
           "the proxy refuses a bad file on SIGHUP and says so in its journal")
+    for unit in (MANAGER, PROXY):
+        status = machine.status_text(unit, "reload rejected")
+        check(status.startswith("reload rejected"),
+              f"{unit}'s StatusText after the refused reload: {status!r}")
     for unit, pid in ((MANAGER, manager_pid), (PROXY, proxy_pid)):
         check(machine.show(unit, "ActiveState") == "active" and machine.main_pid(unit) == pid,
               f"{unit} still runs, the same process, after the refused reload")
@@ -483,6 +512,10 @@ def check_journal(machine, hard):
                  "reload: /etc/scgi/proxy.toml applied", "status=200", "method=GET uri=/",
                  "scgi-proxy stopped"):
         check(line in proxy, f"the proxy's journal has \"{line}\"")
+    # systemd's own lines about the units: every notification came from the main process.
+    for unit, journal in ((MANAGER, manager), (PROXY, proxy)):
+        check("reception only permitted" not in journal,
+              f"systemd took every notification of {unit} (none from another process)")
 
 
 def check_remove_and_purge(machine, ports, units_dir):

@@ -53,19 +53,24 @@ ConfigResult ConfigResult::fail(std::vector<ConfigError> errors) {
 }
 
 std::string summarize(const Config& config) {
+  std::string pools;
+  for (const PoolConfig& pool : config.pools)
+    pools += (pools.empty() ? "" : ", ") + describe_pool(pool);
+  return fmt::format("{}: OK, {}: {}", config.path, count_pools_and_workers(config), pools);
+}
+
+std::string count_pools_and_workers(const Config& config) {
   std::uint64_t min_workers = 0;
   std::uint64_t max_workers = 0;
-  std::string pools;
   for (const PoolConfig& pool : config.pools) {
     if (pool.kind == PoolKind::command) {
       min_workers += pool.min_workers;
       max_workers += pool.max_workers;
     }
-    pools += (pools.empty() ? "" : ", ") + describe_pool(pool);
   }
-  std::string out = fmt::format("{}: OK, {}", config.path, count(config.pools.size(), "pool"));
+  std::string out = count(config.pools.size(), "pool");
   if (max_workers > 0) out += ", " + range(min_workers, max_workers, "worker");
-  return out + ": " + pools;
+  return out;
 }
 
 }  // namespace scgi

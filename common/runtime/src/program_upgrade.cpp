@@ -24,6 +24,7 @@
 #include <cstring>
 
 #include "scgi/log.hpp"
+#include "scgi/runtime/service_notifier.hpp"
 
 extern char** environ;
 
@@ -246,6 +247,7 @@ std::optional<HandedState> take_handed_state() {
 
 void log_upgrade_outcome(const std::optional<HandedState>& handed) {
   if (!handed) return;
+  notify_main_pid(::getpid());  // the same PID: said for whoever watches it
   if (handed->failed_upgrade())
     log_error("upgrade failed: {}; the previous program ({}) serves on, nothing lost",
               *handed->failed_upgrade(), SCGI_VERSION);
@@ -405,11 +407,13 @@ asio::awaitable<std::string> upgrade_program(asio::any_io_executor executor,
       co_await check_new_program(executor, steps.program, steps.state(unused), kCheckLimit);
   if (!checked) co_return checked.error();
   log_info("upgrade: {} approved; pausing the front doors until it runs", g_program_path);
+  notify_reloading("upgrading in place to " + g_program_path);
   co_await steps.pause();
   Handover handover;
   handover.daemon_state = steps.state(handover.descriptors);
   const std::string error = replace_program(steps.program, handover);
   steps.resume();
+  notify_ready("upgrade failed, serving on: " + error);
   co_return error;
 }
 

@@ -11,6 +11,7 @@
 #include "scgi/proxy/proxy_server.hpp"
 #include "scgi/runtime/daemon_signals.hpp"
 #include "scgi/runtime/metrics_server.hpp"
+#include "scgi/runtime/service_notifier.hpp"
 #include "supervisor.hpp"
 
 namespace scgi::manager {
@@ -63,6 +64,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
                 .reopen_logs = [&] { supervisor.reopen_logs(); },
                 .stop = [&](int signal) -> asio::awaitable<void> {
                   const auto timeout = supervisor.shutdown_timeout();
+                  notify_stopping(stopping_status(timeout));
                   log_info(
                       "signal {}: stopping; requests in flight finish within {}, then the workers "
                       "stop",
@@ -85,6 +87,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
   server.start();
   log_info("scgi-manager running: {} pools, {} proxy threads", config.pools.size(),
            server.thread_count());
+  notify_ready(serving_status(running));
 
   control.run();
   log_info("scgi-manager stopped");

@@ -15,6 +15,7 @@
 #include "config_diff.hpp"
 #include "scaler.hpp"
 #include "scgi/log.hpp"
+#include "scgi/runtime/service_notifier.hpp"
 
 namespace scgi::manager {
 namespace {
@@ -241,7 +242,16 @@ asio::awaitable<R> Supervisor::scale(std::string pool_name, std::uint32_t worker
   co_return pool.value()->scale(workers);
 }
 
+// SIGHUP and scgictl reload both end here: systemd sees every reload begin
+// and end, whatever its outcome.
 asio::awaitable<R> Supervisor::reload() {
+  notify_reloading("reloading " + config_.path);
+  R result = co_await apply_reload();
+  notify_ready(reload_status(static_cast<bool>(result), config_));
+  co_return result;
+}
+
+asio::awaitable<R> Supervisor::apply_reload() {
   const ConfigResult result = load_config(config_.path, Mode::manager, running_as());
   if (!result) {
     std::string message = config_.path + " has errors; the running configuration stays:";

@@ -67,6 +67,7 @@ class Supervisor : public ControlHandler {
   asio::awaitable<void> refresh_snapshot();
   void take_snapshot();
   Result<PoolSupervisor*> find(const WorkerTarget& target);
+  asio::awaitable<Result<std::string>> apply_reload();
 
   asio::io_context& control_;
   proxy::ProxyServer& proxy_;

@@ -412,6 +412,12 @@ backends = ["127.0.0.1:5001", "127.0.0.1:5002"]
   CHECK(scgi::summarize(config) ==
         "t.toml: OK, 3 pools, 6-20 workers: app (4 workers, listen 127.0.0.1:4000), "
         "api (2-16 workers, not balanced), legacy (2 backends, listen 127.0.0.1:4001)");
+  CHECK(scgi::count_pools_and_workers(config) == "3 pools, 6-20 workers");
+  CHECK(scgi::count_pools_and_workers(config_of(R"([[pool]]
+name = "legacy"
+listen = "127.0.0.1:4001"
+backends = ["127.0.0.1:5001"]
+)")) == "1 pool");
 }
 
 // ---------------------------------------------------------------------------

@@ -214,4 +214,7 @@ Result<std::string> control_socket_in(const std::string& path);
 // One line for `--check`: "FILE: OK, 2 pools (app: 4 workers, api: 2-16 workers)".
 std::string summarize(const Config& config);
 
+// Its size in a few words: "2 pools, 6-20 workers" ("1 pool" without workers).
+std::string count_pools_and_workers(const Config& config);
+
 }  // namespace scgi
