@@ -17,7 +17,7 @@ std::string dump_line(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-constexpr std::array<std::pair<Command, std::string_view>, 9> kCommandNames{{
+constexpr std::array<std::pair<Command, std::string_view>, 10> kCommandNames{{
     {Command::status, "status"},
     {Command::start, "start"},
     {Command::stop, "stop"},
@@ -27,6 +27,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 9> kCommandNames{{
     {Command::drain, "drain"},
     {Command::undrain, "undrain"},
     {Command::logs, "logs"},
+    {Command::upgrade, "upgrade"},
 }};
 
 std::string command_list() {
@@ -53,6 +54,7 @@ std::vector<Argument> arguments_of(Command command) {
     case Command::scale:
       return {{"pool", true}, {"workers", true}};
     case Command::reload:
+    case Command::upgrade:
       return {};
     case Command::drain:
       return {{"pool", true}, {"worker", true}, {"wait", false}};

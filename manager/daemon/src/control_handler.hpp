@@ -35,6 +35,10 @@ class ControlHandler {
   virtual asio::awaitable<Result<std::string>> restart(WorkerTarget target, Progress progress) = 0;
   virtual asio::awaitable<Result<std::string>> scale(std::string pool, std::uint32_t workers) = 0;
   virtual asio::awaitable<Result<std::string>> reload() = 0;
+  // Replaces the manager's program in place (program_upgrade.hpp). Completes
+  // only when the upgrade failed, with why; on success the next image answers
+  // on `connection_fd` (the asking connection, handed over) to request `id`.
+  virtual asio::awaitable<Result<std::string>> upgrade(int connection_fd, nlohmann::json id) = 0;
   // drain with `wait`: completes once nothing is in flight on the worker.
   virtual asio::awaitable<Result<std::string>> drain(WorkerTarget target, bool wait) = 0;
   virtual asio::awaitable<Result<std::string>> undrain(WorkerTarget target) = 0;

@@ -365,6 +365,7 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
         break;
       case Command::status:
       case Command::logs:
+      case Command::upgrade:  // execute_upgrade()
         break;
     }
   } catch (const std::exception& error) {
@@ -376,8 +377,8 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
 
   // Who changed what: the control socket is an administrative interface.
   const std::string what =
-      request.command == Command::reload
-          ? std::string("reload")
+      request.command == Command::reload || request.command == Command::upgrade
+          ? std::string(control::command_name(request.command))
           : fmt::format("{} {}{}", control::command_name(request.command), describe(target),
                         request.command == Command::scale
                             ? fmt::format(" to {} workers", request.workers)
@@ -388,6 +389,18 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
   }
   log_warn("control: {} by uid {} (pid {}) failed: {}", what, peer.uid, peer.pid, outcome->error());
   co_return control::error_reply(request.id, outcome->error());
+}
+
+// An upgrade hands this connection to the next image, which answers it; the
+// reply here is a failure's (the upgrade never began, or it was undone).
+asio::awaitable<std::string> execute_upgrade(State& state, ControlConnection& connection,
+                                             const Request& request) {
+  const Peer& peer = connection.peer;
+  log_info("control: upgrade by uid {} (pid {})", peer.uid, peer.pid);
+  const auto outcome =
+      co_await state.handler.upgrade(connection.socket.native_handle(), request.id);
+  if (outcome) co_return reply_with(request.id, "message", outcome.value());
+  co_return control::error_reply(request.id, outcome.error());
 }
 
 // The steps of a restart on their way to the client. The handler's callback
@@ -602,6 +615,8 @@ asio::awaitable<void> serve(std::shared_ptr<State> state, Socket socket) {
       std::string reply;
       if (parsed.value().command == Command::restart)
         reply = co_await execute_with_progress(*state, connection, parsed.value());
+      else if (parsed.value().command == Command::upgrade)
+        reply = co_await execute_upgrade(*state, connection, parsed.value());
       else
         reply = co_await execute(*state, parsed.value(), connection.peer);
       if (state->closed) co_return;
@@ -703,6 +718,28 @@ bool ControlServer::open(std::string& error) {
   log_info("control socket: listening on {} (mode {}{})", path_,
            state_->group ? "0660, group " : "0600", control_group_);
   return true;
+}
+
+bool ControlServer::adopt(int fd, std::string& error) {
+  if (!control_group_.empty()) {
+    state_->group = find_group(control_group_, kControlSocketWording.group_setting, error);
+    if (!state_->group) return false;
+  }
+  asio::error_code assign_error;
+  state_->acceptor.assign(asio::local::stream_protocol(), fd, assign_error);
+  if (assign_error) {
+    error = "cannot accept on the handed control socket " + path_ + ": " + assign_error.message();
+    return false;
+  }
+  if (struct stat info{}; ::lstat(path_.c_str(), &info) == 0)
+    socket_file_ = UnixSocketFileId{info.st_dev, info.st_ino};
+  asio::co_spawn(context_, accept_loop(state_), log_failure("control socket accept loop"));
+  log_info("control socket: serving on {} (taken over)", path_);
+  return true;
+}
+
+int ControlServer::listening_fd() const {
+  return state_->acceptor.is_open() ? state_->acceptor.native_handle() : -1;
 }
 
 void ControlServer::close() {

@@ -61,6 +61,11 @@ class ControlServer {
   // when set), listens and starts accepting on the context. False with `error`
   // set to a message a person can act on; nothing is left behind then.
   bool open(std::string& error);
+  // An upgrade's: serves on the listening socket `fd` the previous image
+  // opened at the same path (connections that came meanwhile wait in it).
+  bool adopt(int fd, std::string& error);
+  // The listening socket, for the next image of an upgrade; -1 when closed.
+  int listening_fd() const;
   // Stops accepting, ends every connection (and log stream) and removes the
   // socket file if it is still the one open() created. Call it on the control
   // thread (or with the context stopped), before the handler goes away.

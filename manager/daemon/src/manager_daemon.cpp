@@ -6,6 +6,7 @@
 
 #include "control_server.hpp"
 #include "manager_metrics.hpp"
+#include "manager_upgrade.hpp"
 #include "runtime_folder.hpp"
 #include "scgi/log.hpp"
 #include "scgi/proxy/proxy_server.hpp"
@@ -16,10 +17,14 @@
 
 namespace scgi::manager {
 int run_manager_daemon(const std::string& config_path, const Config& config,
-                       [[maybe_unused]] std::optional<HandedState>& handed) {
+                       std::optional<HandedState>& handed) {
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
+  // After an upgrade, what the previous image handed over (manager_upgrade.hpp).
+  const nlohmann::json* state = handed ? &handed->daemon_state() : nullptr;
   // Removed at exit, after the supervisor (declared later) is gone.
-  auto runtime_dir = RuntimeFolder::create();
+  auto runtime_dir =
+      state ? RuntimeFolder::adopt(state->at("supervisor").at("runtime_dir").get<std::string>())
+            : RuntimeFolder::create();
   if (!runtime_dir) {
     log_error("{}", runtime_dir.error());
     return 1;
@@ -27,6 +32,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
 
   asio::io_context control(1);
   proxy::ProxyServer server(control, config.proxy.threads);
+  if (state) server.adopt(state->at("balancer"));
   Config running = config;
   running.path = config_path;
   Supervisor supervisor(control, server, running, runtime_dir.value().path());
@@ -35,7 +41,11 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
   ControlServer control_server(control, config.manager.control_socket, config.manager.control_group,
                                supervisor);
   std::string control_error;
-  if (!control_server.open(control_error)) {
+  const bool control_open =
+      state ? adopt_descriptor(state->at("control_fd").get<int>()) &&
+                  control_server.adopt(state->at("control_fd").get<int>(), control_error)
+            : control_server.open(control_error);
+  if (!control_open) {
     log_error("{}", control_error);
     log_error("not starting: fix the control socket (or stop the manager that uses it)");
     return 1;
@@ -45,17 +55,27 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
   auto manager_metrics =
       std::make_shared<ManagerMetrics>([&supervisor] { return supervisor.snapshot(); });
   std::unique_ptr<MetricsServer> metrics;
-  if (config.metrics.listen) {
+  // Also after a failed upgrade, which closed it.
+  const auto start_metrics = [&] {
+    if (!config.metrics.listen) return true;
     std::string error;
     metrics = MetricsServer::start(*config.metrics.listen, "scgi-manager", error);
     if (!metrics) {
       log_error("{}", error);
-      return 1;
+      return false;
     }
     metrics->add(server.metrics());
     metrics->add(manager_metrics);
     log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
-  }
+    return true;
+  };
+  if (!start_metrics()) return 1;
+  ManagerUpgrade upgrade(
+      control, server, supervisor, control_server, [&] { metrics.reset(); },
+      [&] { start_metrics(); });
+  supervisor.on_upgrade([&](int connection_fd, nlohmann::json id) {
+    return upgrade.run(connection_fd, std::move(id));
+  });
   // Signals are taken over before any worker starts: a SIGTERM during the
   // start stops the manager cleanly, a SIGHUP is a reload, neither is the
   // signal's default death.
@@ -74,17 +94,21 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
                   control_server.close();
                 },
                 .upgrade = [&]() -> asio::awaitable<void> {
-                  log_error("upgrade: scgi-manager cannot replace itself in place yet");
-                  co_return;
+                  co_await upgrade.run(-1, nullptr);  // logs why it failed
                 }});
   std::vector<std::string> errors;
-  if (!supervisor.start(errors)) {
+  if (!supervisor.start(errors, state ? &state->at("supervisor") : nullptr)) {
     for (const std::string& error : errors)
       log_error("{}", error);
     log_error("not starting: fix the errors above");
     return 1;
   }
   server.start();
+  if (handed) {
+    log_upgrade_outcome(handed);
+    ManagerUpgrade::answer_request(*handed);
+    handed.reset();
+  }
   log_info("scgi-manager running: {} pools, {} proxy threads", config.pools.size(),
            server.thread_count());
   notify_ready(serving_status(running));

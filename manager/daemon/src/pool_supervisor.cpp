@@ -302,14 +302,18 @@ ProbeChecks PoolSupervisor::probe_checks(const WorkerPtr& worker, uid_t owner) {
   return checks;
 }
 
-void PoolSupervisor::route(const WorkerPtr& worker) {
-  worker->ready_since = clock_.now();
+void PoolSupervisor::add_to_balancer(const WorkerPtr& worker) {
   const auto membership =
       worker->slot.held ? proxy::Backend::Membership::draining : proxy::Backend::Membership::ready;
   // Labelled by its slot in metrics: a restart or recycle starts no new series.
   worker->backend =
       pool_->add_backend(worker->socket->address().to_string(), worker->endpoints, membership,
                          fmt::format("{}:{}", config_.name, worker->index));
+}
+
+void PoolSupervisor::route(const WorkerPtr& worker) {
+  worker->ready_since = clock_.now();
+  add_to_balancer(worker);
   log_info(
       "{}: pid {} ready after {} ms", worker_name(*worker), worker->pid,
       duration_cast<std::chrono::milliseconds>(worker->ready_since - worker->started_at).count());

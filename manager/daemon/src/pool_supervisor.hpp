@@ -17,6 +17,8 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <list>
 #include <map>
@@ -65,6 +67,16 @@ class PoolSupervisor {
 
   // Starts the pool's workers and its timers.
   void start();
+  // An upgrade's start(): takes over the workers the previous image ran
+  // (handover_state()), each where it was in its life, then its timers.
+  void adopt(const nlohmann::json& state);
+  // The pool's part of an upgrade's state; `descriptors` gets what the next
+  // image keeps open (sockets). Throws nlohmann::json::exception when a
+  // state cannot be read (check_handover: without using anything).
+  nlohmann::json handover_state(std::vector<int>& descriptors) const;
+  static void check_handover(const nlohmann::json& state);
+  // A rolling restart runs: an upgrade waits for it.
+  bool restarting() const { return restarting_; }
   // A reload: new settings apply to workers started from now on; a changed
   // command, environment or identity rolls the pool onto it.
   void update(PoolConfig config);
@@ -105,6 +117,8 @@ class PoolSupervisor {
   void spawn_failed(const WorkerPtr& worker);
   void probe(const WorkerPtr& worker);
   void route(const WorkerPtr& worker);
+  // The worker's backend in the balancer, labelled by its slot.
+  void add_to_balancer(const WorkerPtr& worker);
   void take_over(const WorkerPtr& worker);
   void give_up(const WorkerPtr& worker);
   void drain(const WorkerPtr& worker);

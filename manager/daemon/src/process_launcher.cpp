@@ -27,7 +27,9 @@ using asio::experimental::as_tuple;
 // A worker's stdout or stderr, line by line into the logs, until the pipe
 // closes (the worker and every child that inherited it are gone).
 asio::awaitable<void> capture_output(asio::posix::stream_descriptor pipe, WorkerLogs& logs,
-                                     std::string pool, std::uint32_t index, long pid) {
+                                     std::string pool, std::uint32_t index, long pid,
+                                     std::shared_ptr<std::multimap<pid_t, int>> outputs) {
+  const int fd = pipe.native_handle();
   OutputLines lines([&](std::string_view text, bool continued) {
     logs.write(pool, index, pid, text, continued);
   });
@@ -39,6 +41,12 @@ asio::awaitable<void> capture_output(asio::posix::stream_descriptor pipe, Worker
     if (ec) break;
   }
   lines.finish();
+  const auto [first, last] = outputs->equal_range(static_cast<pid_t>(pid));
+  for (auto it = first; it != last; ++it)
+    if (it->second == fd) {
+      outputs->erase(it);
+      break;
+    }
 }
 
 }  // namespace
@@ -63,11 +71,29 @@ Result<pid_t> ProcessLauncher::launch(const PoolConfig& pool, std::uint32_t inde
     return pid;
   }
   for (int fd : {out[0], err[0]})
-    asio::co_spawn(control_,
-                   capture_output(asio::posix::stream_descriptor(control_, fd), logs_, pool.name,
-                                  index, pid.value()),
-                   log_failure("output capture"));
+    capture(pool.name, index, pid.value(), fd);
   return pid;
+}
+
+void ProcessLauncher::capture(const std::string& pool, std::uint32_t index, pid_t pid, int fd) {
+  outputs_->emplace(pid, fd);
+  asio::co_spawn(control_,
+                 capture_output(asio::posix::stream_descriptor(control_, fd), logs_, pool, index,
+                                pid, outputs_),
+                 log_failure("output capture"));
+}
+
+std::vector<int> ProcessLauncher::output_pipes(pid_t pid) const {
+  std::vector<int> fds;
+  const auto [first, last] = outputs_->equal_range(pid);
+  for (auto it = first; it != last; ++it)
+    fds.push_back(it->second);
+  return fds;
+}
+
+void ProcessLauncher::adopt_output(const std::string& pool, std::uint32_t index, pid_t pid,
+                                   int fd) {
+  capture(pool, index, pid, fd);
 }
 
 std::optional<std::string> ProcessLauncher::signal_group(pid_t pid, int signal) {

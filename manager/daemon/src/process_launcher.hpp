@@ -5,6 +5,10 @@
 
 #include <asio/io_context.hpp>
 
+#include <map>
+#include <memory>
+#include <vector>
+
 #include "worker_launcher.hpp"
 
 namespace scgi::manager {
@@ -21,9 +25,20 @@ class ProcessLauncher final : public WorkerLauncher {
   asio::awaitable<Readiness> wait_until_ready(pid_t pid, ProbeChecks checks,
                                               Clock::time_point deadline) override;
 
+  // An upgrade's: the pipes that carry a worker's output to its log (their
+  // read ends, open until the worker and its children closed them), and
+  // capturing them again in the next image.
+  std::vector<int> output_pipes(pid_t pid) const;
+  void adopt_output(const std::string& pool, std::uint32_t index, pid_t pid, int fd);
+
  private:
+  void capture(const std::string& pool, std::uint32_t index, pid_t pid, int fd);
+
   asio::io_context& control_;
   WorkerLogs& logs_;
+  // Read ends being captured, by worker pid; each leaves when its pipe closes.
+  std::shared_ptr<std::multimap<pid_t, int>> outputs_ =
+      std::make_shared<std::multimap<pid_t, int>>();
 };
 
 }  // namespace scgi::manager

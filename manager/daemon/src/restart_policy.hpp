@@ -28,6 +28,7 @@ class Backoff {
   // The worker has been up since `since`; resets once that lasted the ceiling.
   void on_up(Clock::time_point since, Clock::time_point now);
   int failures_in_a_row() const { return failures_; }
+  void restore(int failures_in_a_row) { failures_ = failures_in_a_row; }  // an upgrade's
 
  private:
   RestartBackoff limits_;
@@ -44,6 +45,12 @@ class FailingDetector {
   bool on_failure(Clock::time_point now);
   bool on_up(Clock::time_point since, Clock::time_point now);
   bool failing() const { return failing_; }
+  // An upgrade's: the failures counted so far, and the verdict.
+  const std::deque<Clock::time_point>& recent_failures() const { return failures_; }
+  void restore(std::deque<Clock::time_point> failures, bool failing) {
+    failures_ = std::move(failures);
+    failing_ = failing;
+  }
 
  private:
   std::deque<Clock::time_point> failures_;

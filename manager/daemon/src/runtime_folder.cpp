@@ -33,6 +33,17 @@ Result<RuntimeFolder> RuntimeFolder::create() {
   return R::ok(RuntimeFolder(std::move(pattern), parent_fd));
 }
 
+Result<RuntimeFolder> RuntimeFolder::adopt(std::string path) {
+  using R = Result<RuntimeFolder>;
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos || slash + 1 == path.size())
+    return R::fail("the handed runtime folder '" + path + "' is not an absolute path");
+  const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+  const int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (parent_fd < 0) return R::fail("cannot open " + parent + ": " + std::strerror(errno));
+  return R::ok(RuntimeFolder(std::move(path), parent_fd));
+}
+
 RuntimeFolder::RuntimeFolder(RuntimeFolder&& other) noexcept
     : path_(std::move(other.path_)), parent_fd_(std::exchange(other.parent_fd_, -1)) {}
 

@@ -13,6 +13,8 @@ class RuntimeFolder {
  public:
   // $RUNTIME_DIRECTORY/scgi-manager.XXXXXX under systemd, else in /tmp.
   static Result<RuntimeFolder> create();
+  // An upgrade's: the folder the previous image made, with the workers' sockets in it.
+  static Result<RuntimeFolder> adopt(std::string path);
   RuntimeFolder(RuntimeFolder&& other) noexcept;
   RuntimeFolder& operator=(RuntimeFolder&&) = delete;
   RuntimeFolder(const RuntimeFolder&) = delete;

@@ -65,12 +65,16 @@ void Supervisor::create_pool(const std::shared_ptr<proxy::Pool>& pool) {
   pools_[settings->name] = std::move(supervisor);
 }
 
-bool Supervisor::start(std::vector<std::string>& errors) {
+bool Supervisor::start(std::vector<std::string>& errors, const nlohmann::json* handed) {
   asio::co_spawn(control_, reap_children(), log_failure("reaping workers"));
   if (!proxy_.apply(config_, errors)) return false;
   started_ = true;
-  for (auto& [name, pool] : pools_)
-    pool->start();
+  if (handed) {
+    adopt_pools(*handed);
+  } else {
+    for (auto& [name, pool] : pools_)
+      pool->start();
+  }
   take_snapshot();
   asio::co_spawn(control_, refresh_snapshot(), log_failure("status sampling"));
   return true;
@@ -244,6 +248,11 @@ asio::awaitable<R> Supervisor::scale(std::string pool_name, std::uint32_t worker
 
 // SIGHUP and scgictl reload both end here: systemd sees every reload begin
 // and end, whatever its outcome.
+asio::awaitable<R> Supervisor::upgrade(int connection_fd, nlohmann::json id) {
+  if (!upgrade_) co_return R::fail("this manager cannot upgrade in place");
+  co_return co_await upgrade_(connection_fd, std::move(id));
+}
+
 asio::awaitable<R> Supervisor::reload() {
   notify_reloading("reloading " + config_.path);
   R result = co_await apply_reload();

@@ -32,9 +32,21 @@ class Supervisor : public ControlHandler {
              std::string runtime_dir);
   ~Supervisor() override;
 
-  // Applies the configuration to the proxy and starts every pool's workers.
+  // Applies the configuration to the proxy and starts every pool's workers,
+  // or, after an upgrade, takes over those of `handed` (handover_state()).
   // False (and `errors`) when the proxy cannot serve it (a port in use).
-  bool start(std::vector<std::string>& errors);
+  bool start(std::vector<std::string>& errors, const nlohmann::json* handed = nullptr);
+  // --- Upgrade (program_upgrade.hpp). ---
+  // The supervisor's part of the state; `descriptors` gets what the next
+  // image keeps open (worker sockets and output pipes).
+  nlohmann::json handover_state(std::vector<int>& descriptors) const;
+  static std::optional<std::string> check_handover(const nlohmann::json& state);
+  // A rolling restart runs somewhere: an upgrade waits for it.
+  bool restarting() const;
+  // What `scgictl upgrade` runs (the daemon's whole upgrade).
+  using UpgradeHandler =
+      std::function<asio::awaitable<Result<std::string>>(int connection_fd, nlohmann::json id)>;
+  void on_upgrade(UpgradeHandler handler) { upgrade_ = std::move(handler); }
   // Stops every worker of every pool (each within its stop_timeout); returns
   // once all are gone.
   asio::awaitable<void> stop_all();
@@ -51,6 +63,7 @@ class Supervisor : public ControlHandler {
   asio::awaitable<Result<std::string>> restart(WorkerTarget target, Progress progress) override;
   asio::awaitable<Result<std::string>> scale(std::string pool, std::uint32_t workers) override;
   asio::awaitable<Result<std::string>> reload() override;
+  asio::awaitable<Result<std::string>> upgrade(int connection_fd, nlohmann::json id) override;
   asio::awaitable<Result<std::string>> drain(WorkerTarget target, bool wait) override;
   asio::awaitable<Result<std::string>> undrain(WorkerTarget target) override;
   std::vector<std::string> recent_logs(const WorkerTarget& target, std::size_t lines) override;
@@ -62,6 +75,7 @@ class Supervisor : public ControlHandler {
 
  private:
   void create_pool(const std::shared_ptr<proxy::Pool>& pool);
+  void adopt_pools(const nlohmann::json& state);
   void sync_pools(const Config& config);
   asio::awaitable<void> reap_children();
   asio::awaitable<void> refresh_snapshot();
@@ -84,6 +98,7 @@ class Supervisor : public ControlHandler {
   asio::signal_set child_signals_;
   bool started_ = false;
   bool stopping_ = false;
+  UpgradeHandler upgrade_;
 
   mutable std::mutex snapshot_mutex_;
   std::vector<control::PoolStatus> snapshot_;

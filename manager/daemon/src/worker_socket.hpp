@@ -33,6 +33,7 @@ class PinnedSocket {
   PinnedSocket& operator=(const PinnedSocket&) = delete;
   // What the balancer and the readiness probe connect to.
   Address address() const;
+  int fd() const { return fd_; }  // for the next image of an upgrade
 
  private:
   int fd_;
@@ -53,6 +54,11 @@ class WorkerSocket {
   // run side by side for a moment while one takes over from the other.
   static Result<WorkerSocket> prepare(const PoolConfig& pool, std::uint32_t worker_index,
                                       const std::string& runtime_dir, std::uint32_t instance = 0);
+  // An upgrade's: the socket the previous image prepared, from its parts
+  // (descriptors already adopted).
+  static WorkerSocket adopt(SocketMode mode, Address address, int listen_fd, int folder_fd) {
+    return WorkerSocket(mode, std::move(address), listen_fd, folder_fd);
+  }
   WorkerSocket(WorkerSocket&& other) noexcept;
   WorkerSocket& operator=(WorkerSocket&& other) noexcept;
   WorkerSocket(const WorkerSocket&) = delete;

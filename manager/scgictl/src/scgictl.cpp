@@ -54,7 +54,7 @@ struct CommandInfo {
   std::string_view usage;
   std::string_view summary;
 };
-constexpr std::array<CommandInfo, 12> kCommands{{
+constexpr std::array<CommandInfo, 13> kCommands{{
     {"status", "status [POOL]", "Show pools and their workers"},
     {"start", "start POOL[:WORKER]", "Start a pool's workers, or one worker stopped by hand"},
     {"stop", "stop POOL[:WORKER]",
@@ -63,6 +63,9 @@ constexpr std::array<CommandInfo, 12> kCommands{{
      "Restart a worker, or a whole pool one worker at a time; prints each step"},
     {"scale", "scale POOL N", "Run N workers in the pool (until the next reload)"},
     {"reload", "reload", "Re-read the configuration file (like SIGHUP); reports its errors"},
+    {"upgrade", "upgrade",
+     "Replace the manager's program in place with its file on disk (like SIGUSR2), keeping its "
+     "PID, workers, sockets and counters; reports the outcome"},
     {"drain", "drain [--wait] POOL:WORKER",
      "Send a worker no new requests (--wait: until nothing is in flight on it)"},
     {"undrain", "undrain POOL:WORKER", "Route requests to a drained worker again"},
@@ -172,6 +175,7 @@ std::variant<control::Request, Usage> build_request(Command command, const Argum
       request.workers = arguments.workers;
       break;
     case Command::reload:
+    case Command::upgrade:
       break;
     case Command::start:
     case Command::stop:
@@ -444,6 +448,7 @@ int scgictl_main(int argc, const char* const* argv, std::ostream& out, std::ostr
   scale->add_option("POOL", arguments.pool, "The pool")->required();
   scale->add_option("N", arguments.workers, "How many workers")->required();
   add(Command::reload);
+  add(Command::upgrade);
   CLI::App* drain = add(Command::drain);
   drain->add_flag("--wait", arguments.wait, "Return once nothing is in flight on it");
   drain->add_option("TARGET", arguments.target, "POOL:WORKER")->required();

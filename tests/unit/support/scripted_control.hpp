@@ -98,6 +98,10 @@ class ScriptedHandler : public manager::ControlHandler {
     co_return answer("scale " + pool + " " + std::to_string(workers));
   }
   asio::awaitable<Result<std::string>> reload() override { co_return answer("reload"); }
+  asio::awaitable<Result<std::string>> upgrade(int connection_fd, nlohmann::json) override {
+    calls.push_back(connection_fd >= 0 ? "upgrade" : "upgrade without a connection");
+    co_return answer();
+  }
   asio::awaitable<Result<std::string>> drain(manager::WorkerTarget target, bool wait) override {
     co_return answer("drain " + control::to_string(target) + (wait ? " wait" : ""));
   }

@@ -85,7 +85,7 @@ struct WorkerTarget {
 Result<WorkerTarget> parse_target(std::string_view text);
 std::string to_string(const WorkerTarget& target);
 
-enum class Command { status, start, stop, restart, scale, reload, drain, undrain, logs };
+enum class Command { status, start, stop, restart, scale, reload, drain, undrain, logs, upgrade };
 
 std::string_view command_name(Command command);
 std::optional<Command> command_from_name(std::string_view name);

@@ -1,0 +1,58 @@
+// scgi-manager's upgrade in place (docs/operations.md, "Upgrading"), on
+// SIGUSR2 or `scgictl upgrade`: waits for a rolling restart to end, then
+// runs program_upgrade.hpp's steps with the manager's parts (the balancer,
+// the supervisor with its workers, the control socket, and the asking scgictl
+// connection, which the next image answers). One upgrade at a time.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+
+#include "scgi/proxy/proxy_server.hpp"
+#include "scgi/result.hpp"
+#include "scgi/runtime/program_upgrade.hpp"
+
+namespace scgi::manager {
+
+class ControlServer;
+class Supervisor;
+
+class ManagerUpgrade {
+ public:
+  // `metrics_off`/`metrics_on`: the /metrics server closes its port for the
+  // next image, and opens it again when the upgrade failed.
+  ManagerUpgrade(asio::io_context& control, proxy::ProxyServer& server, Supervisor& supervisor,
+                 ControlServer& control_server, std::function<void()> metrics_off,
+                 std::function<void()> metrics_on);
+
+  // Completes only when the upgrade failed (why). `connection_fd` (or -1):
+  // the scgictl connection that asked, answered by the next image to `id`.
+  asio::awaitable<Result<std::string>> run(int connection_fd, nlohmann::json id);
+
+  // In the next image, once it serves: answers the scgictl that asked for the
+  // upgrade (the handed state names its connection), then closes it.
+  static void answer_request(const HandedState& handed);
+  // The whole state, checked without using it (--upgrade-check).
+  static std::optional<std::string> check_state(const nlohmann::json& state);
+
+ private:
+  nlohmann::json state(std::vector<int>& descriptors) const;
+
+  asio::io_context& control_;
+  proxy::ProxyServer& server_;
+  Supervisor& supervisor_;
+  ControlServer& control_server_;
+  std::function<void()> metrics_off_;
+  std::function<void()> metrics_on_;
+  UpgradeSteps steps_;
+  bool running_ = false;
+  int reply_fd_ = -1;
+  nlohmann::json reply_id_;
+};
+
+}  // namespace scgi::manager
