@@ -46,7 +46,10 @@ int daemon_main(int argc, char** argv, const DaemonInfo& info, const ServeFuncti
                 << ": the handed state: " << *problem << '\n';
       if (upgrade_check) return 2;
       // Nothing was changed yet: the previous program takes its state back.
-      std::cerr << info.name << ": " << handed->return_to_previous(*problem) << '\n';
+      std::cerr << info.name << ": "
+                << handed->return_to_previous("the new program cannot read the handed state: " +
+                                              *problem)
+                << '\n';
       return 1;
     }
   }

@@ -249,8 +249,8 @@ ManagerProcess::ManagerProcess(const TempDir& dir, ManagedPool spec, int ready_w
   if (spec.metrics_port == 0) spec.metrics_port = free_port();
   metrics_port_ = spec.metrics_port;
   dir.write("scgi.toml", managed_pool_config(spec, control_socket_));
-  process_ = Process::start({built_binary("scgi-manager"), "--config", config_path_},
-                            dir.file("manager.log"));
+  const std::string program = spec.program.empty() ? built_binary("scgi-manager") : spec.program;
+  process_ = Process::start({program, "--config", config_path_}, dir.file("manager.log"));
   if (!wait_until_accepting(spec.listen) ||
       (spec.backends.empty() && !wait_workers("ready", ready_workers)))
     throw std::runtime_error("scgi-manager did not start: " + process_.log());

@@ -139,6 +139,7 @@ struct ManagedPool {
   std::string pool_keys{};           // more lines for [[pool]], e.g. "workers = 2"
   std::uint16_t metrics_port = 0;    // 0: a free one is picked
   std::string manager_keys{};        // more lines for [manager]
+  std::string program{};             // the scgi-manager to run ("": the one built)
 };
 
 // scgi-manager running a ManagedPool, with metrics and a control socket in

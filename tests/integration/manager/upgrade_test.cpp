@@ -1,0 +1,286 @@
+// scgi-manager's upgrade in place (scgictl upgrade, SIGUSR2) against the real
+// binaries: under load it fails no request and keeps the PID, the workers,
+// their output and every counter; a broken new program changes nothing; a
+// rolling restart, a drained worker and queued requests come through it.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "../support/harness.hpp"
+
+using namespace scgi;
+using namespace scgi::test;
+
+namespace {
+
+// A copy of the built scgi-manager in `dir`, to run and then replace as a
+// package upgrade replaces /usr/bin/scgi-manager (write aside, rename over).
+std::string program_copy(const TempDir& dir) {
+  const std::string path = dir.file("scgi-manager");
+  std::filesystem::copy_file(built_binary("scgi-manager"), path,
+                             std::filesystem::copy_options::overwrite_existing);
+  return path;
+}
+
+void replace_program(const TempDir& dir, const std::string& program, const std::string& content) {
+  const std::string aside = program + ".new";
+  if (content.empty()) {
+    std::filesystem::copy_file(built_binary("scgi-manager"), aside,
+                               std::filesystem::copy_options::overwrite_existing);
+  } else {
+    dir.write("scgi-manager.new", content);
+    ::chmod(aside.c_str(), 0755);
+  }
+  std::filesystem::rename(aside, program);
+}
+
+// How many times `text` occurs in the manager's log.
+std::size_t occurrences(const std::string& log, const std::string& text) {
+  std::size_t count = 0;
+  for (auto at = log.find(text); at != std::string::npos; at = log.find(text, at + 1))
+    ++count;
+  return count;
+}
+
+// The counters a scrape shows that must never go back: every sample of a
+// counter or histogram family of the balancer and the supervisor (scgi_*;
+// the HTTP server's own exposer_* statistics start over with each image).
+std::map<std::string, double> counters(const std::string& scrape) {
+  std::map<std::string, double> out;
+  std::istringstream lines(scrape);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("scgi_")) continue;
+    const auto space = line.rfind(' ');
+    const std::string series = line.substr(0, space);
+    const bool counter =
+        series.find("_total") != std::string::npos || series.find("_bucket") != std::string::npos ||
+        series.find("_count") != std::string::npos || series.find("_sum") != std::string::npos;
+    if (counter && series.find("cpu_seconds") == std::string::npos)
+      out[series] = std::stod(line.substr(space + 1));
+  }
+  return out;
+}
+
+// Every counter of `before` is in `after`, and not lower.
+void check_monotonic(const std::map<std::string, double>& before,
+                     const std::map<std::string, double>& after) {
+  for (const auto& [series, value] : before) {
+    INFO(series);
+    REQUIRE(after.count(series) == 1);
+    CHECK(after.at(series) >= value);
+  }
+}
+
+// A worker that also prints a line every 100 ms (its output must stay captured).
+std::vector<std::string> ticking_worker_command() {
+  return {
+      "/bin/sh", "-c",
+      "(n=0; while :; do n=$((n+1)); echo tick-$n; sleep 0.1; done) & exec \"$0\" --port \"$1\"",
+      built_binary("scgi-sample-worker"), "{port}"};
+}
+
+}  // namespace
+
+TEST_CASE("five upgrades under load fail no request and keep the PID, workers, output and counters",
+          "[manager][upgrade][zero-downtime]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = ticking_worker_command(),
+                          .pool_keys = "workers = 3\nsocket = \"port\"",
+                          .program = program_copy(dir)},
+                         3);
+  const pid_t manager_pid = manager.process().pid();
+  const std::set<pid_t> workers = manager.worker_pids();
+  REQUIRE(workers.size() == 3);
+  Process load = start_load(dir, listen, "8s", "load.json", {"--query", "sleep_ms=2"});
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
+
+  for (int round = 1; round <= 5; ++round) {
+    INFO("upgrade " << round);
+    const auto before = counters(manager.scrape());
+    const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+    INFO(upgrade.out << upgrade.err << manager.process().log());
+    REQUIRE(upgrade.exit_code == 0);
+    CHECK(upgrade.out.find("upgraded in place") != std::string::npos);
+    CHECK(upgrade.out.find("pid " + std::to_string(manager_pid)) != std::string::npos);
+    CHECK(occurrences(manager.process().log(), "took over from") == static_cast<size_t>(round));
+    CHECK(manager.process().running());
+    CHECK(manager.worker_pids() == workers);
+    REQUIRE(
+        eventually([&] { return manager.scrape().find("scgi_build_info") != std::string::npos; }));
+    check_monotonic(before, counters(manager.scrape()));
+    CHECK(send_request(listen, get_request("/")).status() == 200);
+  }
+  const nlohmann::json report = finish_load(load);
+  const std::string log = manager.process().log();
+  INFO(report.dump() << log);
+  CHECK(report["requests"].get<int>() > 500);
+  CHECK(report["errors"].get<int>() == 0);
+  CHECK(manager.worker_pids() == workers);
+
+  // Still captured: each worker's lines go on after the last upgrade.
+  const std::size_t last = log.rfind("took over from");
+  CHECK(eventually([&] {
+    const std::string now = manager.process().log();
+    return now.find("app[0]", last) != std::string::npos &&
+           now.find("tick-", now.find("app[0]", last)) != std::string::npos;
+  }));
+  const CtlRun status = scgictl(dir, manager, {"--json", "status", "app"});
+  INFO(status.out << status.err);
+  CHECK(status.exit_code == 0);
+  const auto pools = nlohmann::json::parse(status.out.substr(status.out.find('{')))["pools"];
+  for (const auto& worker : pools[0]["workers"]) {
+    CHECK(worker["state"] == "ready");
+    CHECK(workers.count(worker["pid"].get<pid_t>()) == 1);
+    CHECK(worker["requests"].get<int>() > 100);  // counted before and after
+  }
+}
+
+TEST_CASE("SIGUSR2 upgrades the manager as scgictl upgrade does", "[manager][upgrade]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(
+      dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
+  const std::set<pid_t> workers = manager.worker_pids();
+  manager.process().signal(SIGUSR2);
+  REQUIRE(eventually(
+      [&] { return manager.process().log().find("took over from") != std::string::npos; }));
+  CHECK(manager.worker_pids() == workers);
+  CHECK(send_request(listen, get_request("/")).status() == 200);
+  CHECK(scgictl(dir, manager, {"status"}).exit_code == 0);
+}
+
+TEST_CASE("a new program that cannot start or cannot read the state changes nothing",
+          "[manager][upgrade]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  const std::string program = program_copy(dir);
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = sample_worker_command(),
+                          .pool_keys = "workers = 2",
+                          .program = program},
+                         2);
+  const pid_t manager_pid = manager.process().pid();
+  const std::set<pid_t> workers = manager.worker_pids();
+  Process load = start_load(dir, listen, "6s", "load.json", {"--query", "sleep_ms=2"});
+  REQUIRE(eventually([&] { return manager.served() >= 50; }));
+
+  // 1. A program that exits at once.
+  replace_program(dir, program, "#!/bin/sh\necho 'broken build' >&2\nexit 1\n");
+  const CtlRun exits = scgictl(dir, manager, {"upgrade"});
+  INFO(exits.out << exits.err);
+  CHECK(exits.exit_code == 1);
+  CHECK(exits.err.find("upgrade failed") != std::string::npos);
+  CHECK(exits.err.find("broken build") != std::string::npos);
+  CHECK(exits.err.find("serves on") != std::string::npos);
+
+  // 2. A program that reads a state it cannot understand (another format).
+  const std::string real = dir.file("real-scgi-manager");
+  std::filesystem::copy_file(built_binary("scgi-manager"), real);
+  replace_program(dir, program,
+                  "#!/bin/sh\n"
+                  "python3 - <<'EOF'\n"
+                  "import json, os\n"
+                  "fd = int(os.environ['SCGI_UPGRADE_STATE_FD'])\n"
+                  "state = json.loads(os.pread(fd, 1 << 26, 0))\n"
+                  "state['format'] = 99\n"
+                  "text = json.dumps(state).encode()\n"
+                  "os.ftruncate(fd, 0); os.pwrite(fd, text, 0)\n"
+                  "EOF\n"
+                  "exec " +
+                      real + " \"$@\"\n");
+  const CtlRun unreadable = scgictl(dir, manager, {"upgrade"});
+  INFO(unreadable.out << unreadable.err);
+  CHECK(unreadable.exit_code == 1);
+  CHECK(unreadable.err.find("its format is 99") != std::string::npos);
+
+  // 3. One that passes the check but fails to read the state once it runs:
+  // the previous program comes back on its own copy and answers.
+  replace_program(dir, program,
+                  "#!/bin/sh\n"
+                  "case \" $* \" in *' --upgrade-check '*) exec " +
+                      real +
+                      " \"$@\";; esac\n"
+                      "python3 - <<'EOF'\n"
+                      "import os\n"
+                      "fd = int(os.environ['SCGI_UPGRADE_STATE_FD'])\n"
+                      "os.ftruncate(fd, 0); os.pwrite(fd, b'not json', 0)\n"
+                      "EOF\n"
+                      "exec " +
+                      real + " \"$@\"\n");
+  const CtlRun undone = scgictl(dir, manager, {"upgrade"});
+  INFO(undone.out << undone.err << manager.process().log());
+  CHECK(undone.exit_code == 1);
+  CHECK(undone.err.find("upgrade failed") != std::string::npos);
+  CHECK(undone.err.find("not JSON") != std::string::npos);
+  CHECK(manager.process().log().find("the previous program") != std::string::npos);
+
+  // Through all of it: the same process and workers, nothing failed.
+  CHECK(manager.process().running());
+  CHECK(manager.process().pid() == manager_pid);
+  CHECK(manager.worker_pids() == workers);
+  // And with a good program back, the upgrade works.
+  replace_program(dir, program, "");
+  const CtlRun good = scgictl(dir, manager, {"upgrade"});
+  INFO(good.out << good.err);
+  CHECK(good.exit_code == 0);
+  const nlohmann::json report = finish_load(load);
+  INFO(report.dump() << manager.process().log());
+  CHECK(report["errors"].get<int>() == 0);
+  CHECK(manager.worker_pids() == workers);
+}
+
+TEST_CASE("a rolling restart, a drained worker and queued requests come through an upgrade",
+          "[manager][upgrade][zero-downtime]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  // Workers that take a while to be ready: the rolling restart is still running
+  // when the upgrade is asked for.
+  ManagerProcess manager(
+      dir,
+      {.listen = listen,
+       .command = {"/bin/sh", "-c", "sleep 0.4; exec \"$0\" --port \"$1\"",
+                   built_binary("scgi-sample-worker"), "{port}"},
+       .pool_keys = "workers = 3\nsocket = \"port\"\nconcurrency = 1\nqueue_timeout = \"30s\""},
+      3);
+  CHECK(scgictl(dir, manager, {"drain", "app:2"}).exit_code == 0);
+  Process load = start_load(dir, listen, "6s", "load.json", {"--query", "sleep_ms=20"});
+  REQUIRE(eventually([&] { return manager.served() >= 20; }));
+
+  Process restart = Process::start(scgictl_command(manager, {"restart", "app"}),
+                                   dir.file("restart.out"), {}, dir.file("restart.err"));
+  REQUIRE(eventually([&] {
+    return manager.process().log().find("starting its replacement") != std::string::npos;
+  }));
+  const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+  INFO(upgrade.out << upgrade.err << manager.process().log());
+  CHECK(upgrade.exit_code == 0);
+  CHECK(manager.process().log().find("waiting for the rolling restart") != std::string::npos);
+  const auto restarted = restart.wait(30s);
+  REQUIRE(restarted);
+  CHECK(WIFEXITED(*restarted));
+  CHECK(WEXITSTATUS(*restarted) == 0);
+
+  // The drain by hand carried over: the worker stays out of rotation.
+  const CtlRun status = scgictl(dir, manager, {"--json", "status", "app"});
+  const auto pools = nlohmann::json::parse(status.out.substr(status.out.find('{')))["pools"];
+  bool found = false;
+  for (const auto& worker : pools[0]["workers"])
+    if (worker["index"] == 2 && worker["state"] == "ready") {
+      found = true;
+      CHECK(worker["drained"] == true);
+    }
+  CHECK(found);
+  const nlohmann::json report = finish_load(load);
+  INFO(report.dump() << manager.process().log());
+  CHECK(report["requests"].get<int>() > 50);
+  CHECK(report["errors"].get<int>() == 0);
+}
