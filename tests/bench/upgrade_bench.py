@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -364,9 +364,10 @@ def one_run(args, bin_dir: Path, work: Path) -> dict:
         length = args.lead + args.upgrades * args.spacing + args.tail
         request_log = work / "requests.log"
         load = procs.start("scgi-load", [
-            binary(bin_dir, "scgi-load"), "--connect", f"127.0.0.1:{daemon.listen}", "--rate",
-            str(args.rate), "--duration", f"{round(length * 1000)}ms", "--query", args.query, "--timeout",
-            "10s", "--json", "--request-log", str(request_log)], stdout=subprocess.PIPE)
+            binary(bin_dir, "scgi-load"), "--connect", f"127.0.0.1:{daemon.listen}",
+            "--rate", str(args.rate), "--duration", f"{round(length * 1000)}ms",
+            "--query", args.query, "--timeout", "10s", "--json",
+            "--request-log", str(request_log)], stdout=subprocess.PIPE)
         began = time.monotonic()
         upgrades = []
         for i in range(args.upgrades):
@@ -386,7 +387,8 @@ def one_run(args, bin_dir: Path, work: Path) -> dict:
         if len(requests) != summary["requests"]:
             raise BenchError(f"the request log holds {len(requests)} requests, scgi-load "
                              f"counted {summary['requests']}")
-        windows = [(u.asked, u.ended + args.margin) for u in upgrades]
+        # The outcome's line was written within the millisecond its timestamp names.
+        windows = [(u.asked, u.ended + 0.001 + args.margin) for u in upgrades]
         during = [r for r in requests if any(a <= r.start <= b for a, b in windows)]
         outside = [r for r in requests if not any(a <= r.start <= b for a, b in windows)]
         pid_kept = daemon.process.poll() is None
@@ -397,8 +399,11 @@ def one_run(args, bin_dir: Path, work: Path) -> dict:
             "during": latency_figures(during),
             "outside": latency_figures(outside),
             "upgrades_took_over": sum(1 for u in upgrades if u.took_over),
-            "switch_ms": [round(u.switch_ms, 1) for u in upgrades],
-            "pause_ms": [round(u.pause_ms, 1) for u in upgrades if u.pause_ms is not None],
+            # Of the upgrades that took over; the log's timestamps are cut to the
+            # millisecond, so each figure is up to 1 ms short.
+            "switch_ms": [round(u.switch_ms, 1) for u in upgrades if u.took_over],
+            "pause_ms": [round(u.pause_ms, 1) for u in upgrades
+                         if u.took_over and u.pause_ms is not None],
             "pid_kept": pid_kept,
             "failed_upgrades": [u.outcome for u in upgrades if not u.took_over],
         }
@@ -454,11 +459,26 @@ def summarize(args, runs: list[dict]) -> dict:
     return summary
 
 
+def ms(value: float, width: int = 0) -> str:
+    return f"{'–' if math.isnan(value) else f'{value:.2f}':>{width}}"
+
+
+def without_nan(value):
+    """The summary as strict JSON: a figure with no sample (nan) becomes null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: without_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nan(v) for v in value]
+    return value
+
+
 def print_table(summary: dict) -> None:
     def row(name: str, figures: dict) -> str:
         return (f"  {name:<16} {figures['requests']:>9.0f} {figures['failed']:>7.0f} "
-                f"{figures['p50_ms']:>8.2f} {figures['p99_ms']:>8.2f} "
-                f"{figures['p99_9_ms']:>9.2f} {figures['max_ms']:>8.2f}")
+                f"{ms(figures['p50_ms'], 8)} {ms(figures['p99_ms'], 8)} "
+                f"{ms(figures['p99_9_ms'], 9)} {ms(figures['max_ms'], 8)}")
 
     via = "SIGUSR2" if summary["via"] == "signal" else "scgictl upgrade"
     lines = [
@@ -479,16 +499,16 @@ def print_table(summary: dict) -> None:
         f"over; same PID: {'yes' if summary['pid_kept'] else 'NO'}"
         + (f"; same worker PIDs: {'yes' if summary['worker_pids_kept'] else 'NO'}"
            if "worker_pids_kept" in summary else ""),
-        f"switch            asked → \"took over\": median {summary['switch_ms_median']:.1f} ms, "
-        f"max {summary['switch_ms_max']:.1f} ms",
-        f"front doors       paused → \"took over\": median {summary['pause_ms_median']:.1f} ms, "
-        f"max {summary['pause_ms_max']:.1f} ms",
+        f"switch            asked → \"took over\": median {ms(summary['switch_ms_median'])} ms, "
+        f"max {ms(summary['switch_ms_max'])} ms",
+        f"front doors       paused → \"took over\": median {ms(summary['pause_ms_median'])} ms, "
+        f"max {ms(summary['pause_ms_max'])} ms",
     ]
     for i, run in enumerate(summary["per_run"], 1):
         lines.append(f"run {i}: failed {run['failed']} ({run['failed_during']} during), "
-                     f"switch ms {' / '.join(f'{s:.0f}' for s in run['switch_ms'])}, "
-                     f"max during {run['during']['max_ms']:.2f} ms, "
-                     f"outside {run['outside']['max_ms']:.2f} ms")
+                     f"switch ms {' / '.join(f'{s:.0f}' for s in run['switch_ms']) or '–'}, "
+                     f"max during {ms(run['during']['max_ms'])} ms, "
+                     f"outside {ms(run['outside']['max_ms'])} ms")
         for reason in run["failed_upgrades"]:
             lines.append(f"  upgrade failed: {reason}")
     print("\n".join(lines))
@@ -549,7 +569,7 @@ def main() -> int:
         return 2
     summary = summarize(args, runs)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(without_nan(summary)))
     else:
         print_table(summary)
     if args.expect_no_failures:
