@@ -9,7 +9,9 @@
 // while reading the response → read until the server closes → check it. One
 // watchdog per request closes the socket at --timeout. Every thread runs its
 // own event loop and its own share of the connections or of the schedule;
-// their figures are merged at the end.
+// their figures are merged at the end. With --request-log, every request is
+// also kept (start, latency, outcome) and written out at the end, so that a
+// benchmark can split them by what the server was doing when they started.
 #include <CLI/CLI.hpp>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -35,6 +37,7 @@
 #include <cmath>
 #include <cstdint>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <map>
@@ -173,6 +176,14 @@ struct ExchangeResult {
   std::uint64_t bytes = 0;
 };
 
+// One request as --request-log writes it. `started` is the scheduled start in
+// the open loop (where its latency counts from), the actual one otherwise.
+struct RequestRecord {
+  Clock::time_point started;
+  Clock::duration latency;
+  Outcome outcome;
+};
+
 // Figures of one class of the workload (or of all of them, merged).
 struct ClassStats {
   LatencyHistogram latency;  // successful requests only
@@ -294,6 +305,7 @@ struct Plan {
   std::optional<int> expect_status;
   int threads = 1;
   std::uint64_t seed = 1;
+  bool keep_requests = false;  // for --request-log
 
   bool open_loop() const { return rate.has_value(); }
   // When the last request is started or scheduled, if the run has a time bound.
@@ -433,6 +445,7 @@ class Runner {
   }
 
   const std::vector<ClassStats>& stats() const { return stats_; }
+  const std::vector<RequestRecord>& requests() const { return requests_; }
   Clock::time_point ended_at() const { return ended_at_; }
 
  private:
@@ -475,7 +488,7 @@ class Runner {
   asio::awaitable<ExchangeResult> talk(Exchange& exchange, std::string_view request);
   asio::awaitable<void> watchdog(Exchange& exchange);
 
-  void record(std::size_t class_index, const ExchangeResult& result, Clock::duration latency);
+  void record(std::size_t class_index, const ExchangeResult& result, Clock::time_point started);
   void stop_starting();
   void hard_stop();
 
@@ -486,6 +499,7 @@ class Runner {
   asio::steady_timer schedule_timer_{context_};
   asio::steady_timer hard_stop_timer_{context_};
   std::vector<ClassStats> stats_;
+  std::vector<RequestRecord> requests_;  // only with plan_.keep_requests
   std::mt19937_64 random_;
   std::discrete_distribution<std::size_t> pick_;
 
@@ -552,7 +566,7 @@ asio::awaitable<void> Runner::closed_loop() {
     const std::size_t class_index = pick_(random_);
     const auto started = Clock::now();
     const ExchangeResult result = co_await exchange(plan_.classes[class_index]);
-    record(class_index, result, Clock::now() - started);
+    record(class_index, result, started);
   }
 }
 
@@ -583,7 +597,7 @@ void Runner::launch(Pending pending) {
 
 asio::awaitable<void> Runner::open_request(Pending pending) {
   const ExchangeResult result = co_await exchange(plan_.classes[pending.class_index]);
-  record(pending.class_index, result, Clock::now() - pending.scheduled);
+  record(pending.class_index, result, pending.scheduled);
   --in_flight_;
   // The freed slot goes to the oldest request that is due.
   if (!waiting_.empty() && !stopping_) {
@@ -629,7 +643,9 @@ asio::awaitable<void> Runner::watchdog(Exchange& exchange) {
 }
 
 void Runner::record(std::size_t class_index, const ExchangeResult& result,
-                    Clock::duration latency) {
+                    Clock::time_point started) {
+  const Clock::duration latency = Clock::now() - started;
+  if (plan_.keep_requests) requests_.push_back({started, latency, result.outcome});
   ClassStats& stats = stats_[class_index];
   stats.count(result.outcome, result.status);
   stats.bytes_received += result.bytes;
@@ -651,7 +667,7 @@ void Runner::hard_stop() {
   stopping_ = true;
   schedule_timer_.cancel();
   for (const Pending& pending : waiting_)
-    stats_[pending.class_index].count(Outcome::timeout);
+    record(pending.class_index, ExchangeResult{Outcome::timeout}, pending.scheduled);
   waiting_.clear();
   for (Exchange* exchange : live_) {
     exchange->timed_out = true;
@@ -817,6 +833,27 @@ Endpoint resolve(const scgi::Address& address) {
   return Endpoint(found.begin()->endpoint());
 }
 
+// --request-log: one line per request, in order of start: its start as Unix
+// seconds (the steady clock's times placed on the wall clock through the
+// run's start, to compare with a daemon's log timestamps), its latency in ms
+// and its outcome ("ok" or the error kind).
+bool write_request_log(const std::string& path, std::vector<RequestRecord> records,
+                       Clock::time_point start, std::chrono::system_clock::time_point start_wall) {
+  std::sort(records.begin(), records.end(),
+            [](const RequestRecord& a, const RequestRecord& b) { return a.started < b.started; });
+  std::ofstream out(path, std::ios::trunc);
+  const double wall_start_s = std::chrono::duration<double>(start_wall.time_since_epoch()).count();
+  for (const RequestRecord& record : records) {
+    const double started_s =
+        wall_start_s + std::chrono::duration<double>(record.started - start).count();
+    out << fmt::format("{:.6f} {:.3f} {}\n", started_s,
+                       std::chrono::duration<double, std::milli>(record.latency).count(),
+                       outcome_name(record.outcome));
+  }
+  out.flush();
+  return static_cast<bool>(out);
+}
+
 // Splits `total` as evenly as possible; part `index` of `parts`.
 std::uint64_t share_of(std::uint64_t total, int parts, int index) {
   const auto p = static_cast<std::uint64_t>(parts);
@@ -832,6 +869,7 @@ int main(int argc, char** argv) {
       "mix, latency percentiles and errors by kind.",
       "scgi-load"};
   std::string connect_text, duration_text, timeout_text = "10s", body_size_text = "0";
+  std::string request_log;
   std::string path = "/", query, mix_text, method;
   std::vector<std::string> header_texts;
   std::optional<int> connections;
@@ -870,6 +908,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", seed, "Seed of the workload mix's random choice");
   app.add_option("--max-errors", max_errors, "Exit 1 when more errors than this occur");
   app.add_flag("--json", json, "Print one JSON object instead of the table");
+  app.add_option("--request-log", request_log,
+                 "At the end, write one line per request to this file: its start (Unix seconds; "
+                 "the scheduled one in the open loop), latency in ms, outcome");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -894,6 +935,7 @@ int main(int argc, char** argv) {
   }
   plan.expect_status = expect_status;
   plan.seed = seed;
+  plan.keep_requests = !request_log.empty();
   plan.threads = plan.connections > 0 ? std::min(threads, plan.connections) : threads;
 
   RequestShape shape;
@@ -921,6 +963,7 @@ int main(int argc, char** argv) {
 
   // Every thread runs its own share; the main thread only watches for signals.
   const auto start = Clock::now();
+  const auto start_wall = std::chrono::system_clock::now();
   std::vector<std::unique_ptr<Runner>> runners;
   for (int i = 0; i < plan.threads; ++i) {
     Share share;
@@ -969,6 +1012,16 @@ int main(int argc, char** argv) {
   for (const ClassStats& stats : report.classes)
     report.all.merge(stats);
   report.seconds = std::chrono::duration<double>(ended - start).count();
+
+  if (!request_log.empty()) {
+    std::vector<RequestRecord> records;
+    for (const auto& runner : runners)
+      records.insert(records.end(), runner->requests().begin(), runner->requests().end());
+    if (!write_request_log(request_log, std::move(records), start, start_wall)) {
+      std::cerr << "scgi-load: cannot write --request-log " << request_log << '\n';
+      return 2;
+    }
+  }
 
   if (json) {
     print_json(report);
