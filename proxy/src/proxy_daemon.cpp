@@ -111,7 +111,7 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
                                co_await upgrade_program(control.get_executor(), upgrade_steps);
                            log_error("upgrade failed: {}; this program serves on", error);
                          }});
-  log_upgrade_outcome(handed);
+  finish_upgrade(handed);
   handed.reset();
   // Only now: whoever waits for this line may signal the daemon at once.
   log_info("scgi-proxy running with {} threads", server.thread_count());

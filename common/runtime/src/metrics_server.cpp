@@ -1,4 +1,5 @@
 #include "scgi/runtime/metrics_server.hpp"
+#include "scgi/runtime/program_upgrade.hpp"
 
 #include <dirent.h>
 #include <netinet/in.h>
@@ -65,7 +66,13 @@ class BuildInfo final : public prometheus::Collectable {
                                 "The running build: always 1, labelled by program and version",
                                 prometheus::MetricType::Gauge);
     family.metric.push_back(gauge_metric({{"program", program_}, {"version", SCGI_VERSION}}, 1));
-    return {std::move(family)};
+    auto upgrades = metric_family("scgi_upgrades_total",
+                                  "Upgrades in place since the daemon started, by result",
+                                  prometheus::MetricType::Counter);
+    const UpgradeCounts counts = upgrade_counts();
+    upgrades.metric.push_back(counter_metric({{"result", "done"}}, counts.done));
+    upgrades.metric.push_back(counter_metric({{"result", "failed"}}, counts.failed));
+    return {std::move(family), std::move(upgrades)};
   }
 
  private:

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -45,6 +46,9 @@ constexpr std::chrono::seconds kCheckLimit{10};
 constexpr std::size_t kMaxCheckOutputBytes = 64 * 1024;
 
 std::string g_program_path;
+// scgi_upgrades_total; read by scrapes on the exporter's threads.
+std::atomic<std::uint64_t> g_upgrades_done{0};
+std::atomic<std::uint64_t> g_upgrades_failed{0};
 std::vector<std::string> g_arguments;  // without argv[0]
 
 std::string errno_text() {
@@ -61,10 +65,12 @@ sigset_t daemon_signals() {
 }
 
 std::string envelope_text(const std::string& program, const nlohmann::json& daemon_state) {
-  const nlohmann::json envelope{{"format", kHandoverFormat},
-                                {"program", program},
-                                {"version", SCGI_VERSION},
-                                {"state", daemon_state}};
+  const nlohmann::json envelope{
+      {"format", kHandoverFormat},
+      {"program", program},
+      {"version", SCGI_VERSION},
+      {"upgrades", {{"done", g_upgrades_done.load()}, {"failed", g_upgrades_failed.load()}}},
+      {"state", daemon_state}};
   return envelope.dump();
 }
 
@@ -245,8 +251,16 @@ std::optional<HandedState> take_handed_state() {
   return handed;
 }
 
-void log_upgrade_outcome(const std::optional<HandedState>& handed) {
+UpgradeCounts upgrade_counts() {
+  return {g_upgrades_done.load(), g_upgrades_failed.load()};
+}
+
+void finish_upgrade(const std::optional<HandedState>& handed) {
   if (!handed) return;
+  const nlohmann::json counts = handed->upgrades();
+  g_upgrades_done = counts.value("done", std::uint64_t{0});
+  g_upgrades_failed = counts.value("failed", std::uint64_t{0});
+  ++(handed->failed_upgrade() ? g_upgrades_failed : g_upgrades_done);
   notify_main_pid(::getpid());  // the same PID: said for whoever watches it
   if (handed->failed_upgrade())
     log_error("upgrade failed: {}; the previous program ({}) serves on, nothing lost",
@@ -405,7 +419,10 @@ asio::awaitable<std::string> upgrade_program(asio::any_io_executor executor,
   std::vector<int> unused;
   const auto checked =
       co_await check_new_program(executor, steps.program, steps.state(unused), kCheckLimit);
-  if (!checked) co_return checked.error();
+  if (!checked) {
+    ++g_upgrades_failed;
+    co_return checked.error();
+  }
   log_info("upgrade: {} approved; pausing the front doors until it runs", g_program_path);
   notify_reloading("upgrading in place to " + g_program_path);
   co_await steps.pause();
@@ -413,6 +430,7 @@ asio::awaitable<std::string> upgrade_program(asio::any_io_executor executor,
   handover.daemon_state = steps.state(handover.descriptors);
   const std::string error = replace_program(steps.program, handover);
   steps.resume();
+  ++g_upgrades_failed;
   notify_ready("upgrade failed, serving on: " + error);
   co_return error;
 }

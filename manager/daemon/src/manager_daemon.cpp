@@ -105,7 +105,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
   }
   server.start();
   if (handed) {
-    log_upgrade_outcome(handed);
+    finish_upgrade(handed);
     ManagerUpgrade::answer_request(*handed);
     handed.reset();
   }

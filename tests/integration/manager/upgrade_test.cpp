@@ -124,6 +124,7 @@ TEST_CASE("five upgrades under load fail no request and keep the PID, workers, o
   CHECK(report["requests"].get<int>() > 500);
   CHECK(report["errors"].get<int>() == 0);
   CHECK(manager.worker_pids() == workers);
+  CHECK(metric_value(manager.scrape(), "scgi_upgrades_total{result=\"done\"}") == 5);
 
   // Still captured: each worker's lines go on after the last upgrade.
   const std::size_t last = log.rfind("took over from");
@@ -232,6 +233,9 @@ TEST_CASE("a new program that cannot start or cannot read the state changes noth
   const CtlRun good = scgictl(dir, manager, {"upgrade"});
   INFO(good.out << good.err);
   CHECK(good.exit_code == 0);
+  const std::string scrape = manager.scrape();
+  CHECK(metric_value(scrape, "scgi_upgrades_total{result=\"failed\"}") == 3);
+  CHECK(metric_value(scrape, "scgi_upgrades_total{result=\"done\"}") == 1);
   const nlohmann::json report = finish_load(load);
   INFO(report.dump() << manager.process().log());
   CHECK(report["errors"].get<int>() == 0);

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -55,6 +56,8 @@ class HandedState {
   std::optional<std::string> problem(const std::string& program) const;
   const nlohmann::json& daemon_state() const { return state_.at("state"); }
   std::string previous_version() const { return state_.value("version", "?"); }
+  // The previous image's upgrade counts ({"done": N, "failed": M}).
+  nlohmann::json upgrades() const { return state_.value("upgrades", nlohmann::json::object()); }
   // Set when this image is the previous program, run again because the new one
   // failed: why it failed.
   const std::optional<std::string>& failed_upgrade() const { return failed_; }
@@ -80,8 +83,17 @@ std::optional<HandedState> take_handed_state();
 bool adopt_descriptor(int fd);
 
 // Once the daemon serves: logs that an upgrade took place (from which
-// version), or that this is the previous program, back after a failed one.
-void log_upgrade_outcome(const std::optional<HandedState>& handed);
+// version), or that this is the previous program, back after a failed one;
+// counts it (upgrade_counts) and tells systemd the (same) main PID.
+void finish_upgrade(const std::optional<HandedState>& handed);
+
+// Upgrades of this daemon since it started (its first image), for
+// scgi_upgrades_total: carried from image to image.
+struct UpgradeCounts {
+  std::uint64_t done = 0;    // a new program took over
+  std::uint64_t failed = 0;  // refused, or undone by the previous program
+};
+UpgradeCounts upgrade_counts();
 
 // --- In the old image. ---
 
