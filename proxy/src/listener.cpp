@@ -167,7 +167,16 @@ void Listener::start(const std::vector<asio::io_context*>& contexts, Handler han
       for (;;) {
         auto [ec, socket] =
             co_await loop->acceptor.async_accept(asio::experimental::as_tuple(asio::use_awaitable));
-        if (ec == asio::error::operation_aborted || !loop->acceptor.is_open()) co_return;
+        if (ec == asio::error::operation_aborted) co_return;
+        // Accepted just before the acceptor was closed (pause, close): the
+        // connection is a client's all the same, served (or, while the
+        // server stops, refused by the handler), never dropped here.
+        if (!ec && !loop->acceptor.is_open()) {
+          if (tcp) set_no_delay(socket);
+          handler(std::move(socket));
+          co_return;
+        }
+        if (!loop->acceptor.is_open()) co_return;
         if (ec) {
           if (!is_local_shortage(ec)) {
             log_error("accept on {} failed: {}", name, ec.message());
@@ -209,15 +218,19 @@ void Listener::start(const std::vector<asio::io_context*>& contexts, Handler han
 asio::awaitable<void> Listener::pause(asio::any_io_executor control) {
   auto loops = std::exchange(loops_, {});
   for (const auto& loop : loops) {
-    // Closed on its own thread; back here once it is.
-    co_await asio::co_spawn(
-        loop->acceptor.get_executor(),
-        [loop]() -> asio::awaitable<void> {
-          asio::error_code ignored;
-          loop->acceptor.close(ignored);
-          co_return;
-        },
-        asio::bind_executor(control, asio::use_awaitable));
+    // Closed on its own thread; back here once it is. Then once more through
+    // that thread: a connection accepted just before the close was queued
+    // ahead of the second visit, so its exchange is counted by the time
+    // pause() returns (and the caller waits for it).
+    for (const bool close : {true, false})
+      co_await asio::co_spawn(
+          loop->acceptor.get_executor(),
+          [loop, close]() -> asio::awaitable<void> {
+            asio::error_code ignored;
+            if (close) loop->acceptor.close(ignored);
+            co_return;
+          },
+          asio::bind_executor(control, asio::use_awaitable));
   }
 }
 

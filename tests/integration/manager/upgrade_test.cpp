@@ -288,3 +288,30 @@ TEST_CASE("a rolling restart, a drained worker and queued requests come through 
   CHECK(report["requests"].get<int>() > 50);
   CHECK(report["errors"].get<int>() == 0);
 }
+
+TEST_CASE("a dynamic pool growing under load keeps its size and its workers through an upgrade",
+          "[manager][upgrade][zero-downtime]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = sample_worker_command(),
+                          .pool_keys = "min_workers = 1\nmax_workers = 4\nidle_timeout = \"30s\""},
+                         1);
+  Process load = start_load(dir, listen, "5s", "load.json", {"--query", "sleep_ms=50"});
+  // Growing: more than the minimum wanted, not all of them ready yet or just so.
+  REQUIRE(eventually([&] { return manager.workers("ready") >= 2; }, 5s));
+  const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+  INFO(upgrade.out << upgrade.err << manager.process().log());
+  CHECK(upgrade.exit_code == 0);
+  const std::set<pid_t> after_upgrade = manager.worker_pids();
+  // The target carried over: it goes on to the maximum, not back to the minimum.
+  CHECK(manager.wait_workers("ready", 4, 10s));
+  const std::set<pid_t> grown = manager.worker_pids();
+  for (const pid_t pid : after_upgrade)
+    CHECK(grown.count(pid) == 1);
+  const nlohmann::json report = finish_load(load);
+  INFO(report.dump());
+  CHECK(report["errors"].get<int>() == 0);
+  CHECK(manager.process().log().find("shrinking") == std::string::npos);
+}
