@@ -215,6 +215,12 @@ void Listener::start(const std::vector<asio::io_context*>& contexts, Handler han
   }
 }
 
+asio::awaitable<void> Listener::visit_loop(std::shared_ptr<Loop> loop, bool close) {
+  asio::error_code ignored;
+  if (close) loop->acceptor.close(ignored);
+  co_return;
+}
+
 asio::awaitable<void> Listener::pause(asio::any_io_executor control) {
   auto loops = std::exchange(loops_, {});
   for (const auto& loop : loops) {
@@ -222,15 +228,13 @@ asio::awaitable<void> Listener::pause(asio::any_io_executor control) {
     // that thread: a connection accepted just before the close was queued
     // ahead of the second visit, so its exchange is counted by the time
     // pause() returns (and the caller waits for it).
-    for (const bool close : {true, false})
-      co_await asio::co_spawn(
-          loop->acceptor.get_executor(),
-          [loop, close]() -> asio::awaitable<void> {
-            asio::error_code ignored;
-            if (close) loop->acceptor.close(ignored);
-            co_return;
-          },
-          asio::bind_executor(control, asio::use_awaitable));
+    // Named, not temporaries of the co_await: g++ 12 destroys those twice.
+    auto closing = visit_loop(loop, true);
+    co_await asio::co_spawn(loop->acceptor.get_executor(), std::move(closing),
+                            asio::bind_executor(control, asio::use_awaitable));
+    auto passing = visit_loop(loop, false);
+    co_await asio::co_spawn(loop->acceptor.get_executor(), std::move(passing),
+                            asio::bind_executor(control, asio::use_awaitable));
   }
 }
 

@@ -62,6 +62,8 @@ class Listener {
 
   struct Loop;
   struct Shortage;
+  // Runs on the loop's own thread: closes its acceptor, or just passes by.
+  static asio::awaitable<void> visit_loop(std::shared_ptr<Loop> loop, bool close);
   Address address_;
   Endpoint endpoint_;
   int fd_;  // the listening socket; each loop accepts on its own dup of it

@@ -21,6 +21,9 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
   ::signal(SIGPIPE, SIG_IGN);  // a client gone mid-write is an error code, not a death
   // After an upgrade, what the previous image handed over (manager_upgrade.hpp).
   const nlohmann::json* state = handed ? &handed->daemon_state() : nullptr;
+  // The asking scgictl's connection, answered once this image serves: no
+  // worker started meanwhile may inherit it.
+  if (state && state->contains("reply")) adopt_descriptor(state->at("reply").at("fd").get<int>());
   // Removed at exit, after the supervisor (declared later) is gone.
   auto runtime_dir =
       state ? RuntimeFolder::adopt(state->at("supervisor").at("runtime_dir").get<std::string>())

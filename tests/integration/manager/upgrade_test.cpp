@@ -315,3 +315,65 @@ TEST_CASE("a dynamic pool growing under load keeps its size and its workers thro
   CHECK(report["errors"].get<int>() == 0);
   CHECK(manager.process().log().find("shrinking") == std::string::npos);
 }
+
+namespace {
+
+// The descriptors of `pid` (numbers), and of those the ones without close-on-exec.
+std::set<int> open_descriptors(pid_t pid) {
+  std::set<int> fds;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    fds.insert(std::stoi(it->path().filename().string()));
+  return fds;
+}
+
+std::set<int> inheritable_descriptors(pid_t pid) {
+  std::set<int> out;
+  for (const int fd : open_descriptors(pid)) {
+    std::ifstream info("/proc/" + std::to_string(pid) + "/fdinfo/" + std::to_string(fd));
+    for (std::string line; std::getline(info, line);)
+      if (line.starts_with("flags:") &&
+          (std::stoul(line.substr(6), nullptr, 8) & 02000000) == 0)  // O_CLOEXEC
+        out.insert(fd);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("after an upgrade nothing handed over stays inheritable, and new workers get none of it",
+          "[manager][upgrade][security]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagedPool spec{
+      .listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"};
+  ManagerProcess manager(dir, spec, 2);
+  const pid_t manager_pid = manager.process().pid();
+  // What it inherited itself (the test's standard streams and the like).
+  const std::set<int> inherited = inheritable_descriptors(manager_pid);
+  // A pool new in the file starts its workers while the new program takes
+  // over, before it answers the scgictl that asked.
+  const Address second = loopback(free_port());
+  spec.metrics_port = manager.metrics_port();
+  dir.write("scgi.toml", managed_pool_config(spec, manager.control_socket()) +
+                             "[[pool]]\nname = \"two\"\nlisten = \"" + second.to_string() +
+                             "\"\ncommand = [\"" + built_binary("scgi-sample-worker") +
+                             "\"]\nworkers = 1\nallow_root = true\n");
+  const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+  INFO(upgrade.out << upgrade.err << manager.process().log());
+  REQUIRE(upgrade.exit_code == 0);
+  REQUIRE(wait_until_accepting(second));
+  REQUIRE(eventually([&] { return manager.worker_pids().size() == 3; }));
+  // The manager: nothing more is inheritable than before the upgrade.
+  CHECK(inheritable_descriptors(manager_pid) == inherited);
+  // Workers started by the new program (the new pool's, and a restarted one)
+  // have their standard streams and their socket (fd 3) only: no socket,
+  // pipe or state of the manager.
+  REQUIRE(scgictl(dir, manager, {"restart", "app:0"}).exit_code == 0);
+  for (const pid_t pid : manager.worker_pids()) {
+    INFO("worker " << pid);
+    CHECK(open_descriptors(pid) == std::set<int>{0, 1, 2, 3});
+  }
+  CHECK(send_request(second, get_request("/")).status() == 200);
+}
