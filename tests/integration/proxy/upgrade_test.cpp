@@ -102,14 +102,18 @@ class UpgradableProxy {
 };
 
 // Clients sending requests back to back, each on a new connection, until
-// stopped; every answer other than a 200 is kept for the report.
+// stopped; every answer other than a 200 is kept for the report. One client
+// per URI: a slow one keeps a request in flight at nearly every moment, so an
+// upgrade that does not wait for requests in flight shows.
 class ClientLoad {
  public:
-  ClientLoad(const Address& target, int clients) {
-    for (int i = 0; i < clients; ++i)
-      threads_.emplace_back([this, target] {
+  explicit ClientLoad(const Address& target, const std::vector<std::string>& uris = {
+                                                 "/fast?sleep_ms=2", "/fast?sleep_ms=2",
+                                                 "/fast?sleep_ms=2", "/slow?sleep_ms=300"}) {
+    for (const std::string& uri : uris)
+      threads_.emplace_back([this, target, uri] {
         while (!stop_.load()) {
-          const Response response = send_request(target, get_request("/load?sleep_ms=2"), 10s);
+          const Response response = send_request(target, get_request(uri), 10s);
           ++sent_;
           if (response.status() == 200) continue;
           std::lock_guard lock(mutex_);
@@ -214,7 +218,9 @@ void upgrade_in_place(UpgradableProxy& proxy, const Address& listen) {
   const pid_t pid = proxy.process().pid();
   const std::string before = proxy.scrape();
   REQUIRE(requests_total(before) > 0);
-  REQUIRE(proxy.upgrade(kTookOver));
+  const bool took_over = proxy.upgrade(kTookOver);
+  INFO(proxy.log());
+  REQUIRE(took_over);
   CHECK(proxy.process().running());
   CHECK(proxy.process().pid() == pid);
   CHECK(send_request(listen, get_request("/right-after"), 5s).status() == 200);
@@ -251,16 +257,21 @@ constexpr const char* kInCheck = "[[ \" $* \" == *\" --upgrade-check \"* ]]";
 constexpr const char* kAtRealStart =
     "[[ -n \"$SCGI_UPGRADE_STATE_FD\" && \" $* \" != *\" --upgrade-check \"* ]]";
 
+// Pool "app" of two sample workers (each serves one request at a time: the
+// slow client's requests keep one busy, the fast ones go to the other).
 struct OnePoolProxy {
-  SampleWorker worker;
+  SampleWorker first;
+  SampleWorker second;
   Address listen;
   UpgradableProxy proxy;
   explicit OnePoolProxy(const TempDir& dir, std::uint16_t metrics_port = free_port())
-      : worker(dir, "w1"),
+      : first(dir, "w1"),
+        second(dir, "w2"),
         listen(loopback(free_port())),
         proxy(dir,
-              one_pool_config(
-                  {.listen = listen, .backends = {worker.address()}, .metrics_port = metrics_port}),
+              one_pool_config({.listen = listen,
+                               .backends = {first.address(), second.address()},
+                               .metrics_port = metrics_port}),
               listen, metrics_port) {}
 };
 
@@ -279,7 +290,7 @@ TEST_CASE("five upgrades in a row under load: the same PID, no failed request, c
   TempDir dir;
   OnePoolProxy setup(dir);
   UpgradableProxy& proxy = setup.proxy;
-  ClientLoad load(setup.listen, 4);
+  ClientLoad load(setup.listen);
   REQUIRE(load_flows(proxy));
   for (int i = 1; i <= 5; ++i) {
     CAPTURE(i);
@@ -301,14 +312,15 @@ TEST_CASE("a new program that exits at start is refused; the running one serves 
   OnePoolProxy setup(dir);
   UpgradableProxy& proxy = setup.proxy;
   const pid_t pid = proxy.process().pid();
-  ClientLoad load(setup.listen, 4);
+  ClientLoad load(setup.listen);
   REQUIRE(load_flows(proxy));
 
   proxy.install("#!/bin/sh\nexit 1\n");
-  REQUIRE(proxy.upgrade(kCheckRefused));
+  const bool refused = proxy.upgrade(kCheckRefused);
   {
     const std::string log = proxy.log();
     INFO(log);
+    REQUIRE(refused);
     CHECK(log.find("upgrade failed: ") != std::string::npos);
     CHECK(log.find(kTookOver) == std::string::npos);
   }
@@ -332,14 +344,15 @@ TEST_CASE(
   OnePoolProxy setup(dir);
   UpgradableProxy& proxy = setup.proxy;
   const pid_t pid = proxy.process().pid();
-  ClientLoad load(setup.listen, 4);
+  ClientLoad load(setup.listen);
   REQUIRE(load_flows(proxy));
 
   proxy.install(state_corrupting_script(dir, kInCheck));
-  REQUIRE(proxy.upgrade(kCheckRefused));
+  const bool refused = proxy.upgrade(kCheckRefused);
   {
     const std::string log = proxy.log();
     INFO(log);
+    REQUIRE(refused);
     CHECK(log.find("its format is 99") != std::string::npos);
     CHECK(log.find(kTookOver) == std::string::npos);
     // Refused before the pause: the front doors never closed.
@@ -363,16 +376,17 @@ TEST_CASE(
   OnePoolProxy setup(dir);
   UpgradableProxy& proxy = setup.proxy;
   const pid_t pid = proxy.process().pid();
-  ClientLoad load(setup.listen, 4);
+  ClientLoad load(setup.listen);
   REQUIRE(load_flows(proxy));
 
   // Its check passes (the state untouched); its real start reads format 99.
   proxy.install(state_corrupting_script(dir, kAtRealStart));
   const std::string before = proxy.scrape();
-  REQUIRE(proxy.upgrade(kPreviousBack));
+  const bool previous_back = proxy.upgrade(kPreviousBack);
   {
     const std::string log = proxy.log();
     INFO(log);
+    REQUIRE(previous_back);
     CHECK(log.find(kPausing) != std::string::npos);  // it did get as far as the exec
     CHECK(log.find("upgrade failed: its format is 99") != std::string::npos);
     CHECK(log.find(kTookOver) == std::string::npos);
