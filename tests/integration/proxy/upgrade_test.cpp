@@ -1,0 +1,467 @@
+// scgi-proxy upgraded in place (SIGUSR2) while clients send requests: the
+// same PID, no failed request, counters that continue; and the upgrades that
+// must fail (a new program that exits, one that cannot read the handed state
+// before or after the exec) leave the running program serving.
+//
+// Each test starts scgi-proxy from a copy of the built binary in its own
+// folder: an upgrade runs the program file the daemon was started from, so
+// replacing that copy is how a test chooses the "new program".
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <atomic>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "../support/harness.hpp"
+
+using namespace scgi;
+using namespace scgi::test;
+
+namespace {
+
+// What the log says once an upgrade ended, one way or the other.
+constexpr const char* kTookOver = "took over from";
+constexpr const char* kCheckRefused = "; this program serves on";
+constexpr const char* kPreviousBack = "serves on, nothing lost";
+constexpr const char* kPausing = "pausing the front doors";
+
+// An upgrade checks, pauses, waits for requests in flight and execs: seconds
+// at most on a busy machine.
+constexpr auto kUpgradeBound = 30s;
+
+std::size_t occurrences(const std::string& text, const std::string& needle) {
+  std::size_t count = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+    ++count;
+  return count;
+}
+
+// scgi-proxy started from bin/scgi-proxy in the test's folder, a copy of the
+// built binary that the test may replace before an upgrade.
+class UpgradableProxy {
+ public:
+  UpgradableProxy(const TempDir& dir, const std::string& config, const Address& listen,
+                  std::uint16_t metrics_port)
+      : dir_(dir), program_(dir.file("bin/scgi-proxy")), metrics_port_(metrics_port) {
+    std::filesystem::create_directory(dir.file("bin"));
+    install_built();
+    dir.write("proxy.toml", config);
+    process_ =
+        Process::start({program_, "--config", dir.file("proxy.toml")}, dir.file("proxy.log"));
+    if (!wait_until_accepting(listen))
+      throw std::runtime_error("scgi-proxy did not start: " + process_.log());
+    if (!eventually([&] { return scrape().find("scgi_build_info") != std::string::npos; }, 20s))
+      throw std::runtime_error("scgi-proxy's /metrics did not answer: " + process_.log());
+  }
+
+  Process& process() { return process_; }
+  std::string log() const { return process_.log(); }
+  std::string scrape() const { return http_get(metrics_port_, "/metrics"); }
+
+  // The program file becomes `script` (made executable), replaced the way a
+  // package upgrade replaces it: a new file renamed over the old one.
+  void install(const std::string& script) {
+    dir_.write("bin/.next", script);
+    std::filesystem::permissions(dir_.file("bin/.next"), std::filesystem::perms(0755));
+    std::filesystem::rename(dir_.file("bin/.next"), program_);
+  }
+  // The program file becomes the built binary again.
+  void install_built() {
+    std::filesystem::copy_file(built_binary("scgi-proxy"), dir_.file("bin/.next"),
+                               std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::permissions(dir_.file("bin/.next"), std::filesystem::perms(0755));
+    std::filesystem::rename(dir_.file("bin/.next"), program_);
+  }
+
+  // SIGUSR2, then waits (bounded) for one more `outcome` line in the log.
+  bool upgrade(const std::string& outcome) {
+    const std::size_t before = occurrences(log(), outcome);
+    process_.signal(SIGUSR2);
+    return eventually([&] { return occurrences(log(), outcome) > before; }, kUpgradeBound);
+  }
+
+ private:
+  const TempDir& dir_;
+  std::string program_;
+  std::uint16_t metrics_port_;
+  Process process_;
+};
+
+// Clients sending requests back to back, each on a new connection, until
+// stopped; every answer other than a 200 is kept for the report. One client
+// per URI: a slow one keeps a request in flight at nearly every moment, so an
+// upgrade that does not wait for requests in flight shows.
+class ClientLoad {
+ public:
+  explicit ClientLoad(const Address& target, const std::vector<std::string>& uris = {
+                                                 "/fast?sleep_ms=2", "/fast?sleep_ms=2",
+                                                 "/fast?sleep_ms=2", "/slow?sleep_ms=300"}) {
+    for (const std::string& uri : uris)
+      threads_.emplace_back([this, target, uri] {
+        while (!stop_.load()) {
+          const Response response = send_request(target, get_request(uri), 10s);
+          ++sent_;
+          if (response.status() == 200) continue;
+          std::lock_guard lock(mutex_);
+          failures_.push_back(fmt::format("status {}, {}", response.status(),
+                                          response.error.empty() ? "no error" : response.error));
+        }
+      });
+  }
+  ~ClientLoad() { stop(); }
+  ClientLoad(const ClientLoad&) = delete;
+  ClientLoad& operator=(const ClientLoad&) = delete;
+
+  void stop() {
+    stop_.store(true);
+    for (auto& thread : threads_)
+      if (thread.joinable()) thread.join();
+  }
+  int sent() const { return sent_.load(); }
+  std::vector<std::string> failures() const {
+    std::lock_guard lock(mutex_);
+    return failures_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sent_{0};
+  mutable std::mutex mutex_;
+  std::vector<std::string> failures_;
+  std::vector<std::thread> threads_;
+};
+
+// Every sample of every counter and histogram of the project's own (scgi_*)
+// in a scrape, series -> value: the ones Prometheus must never see go down.
+// prometheus-cpp's own exposer_* counters describe the exporter that each
+// image starts anew, and begin again at 0.
+std::map<std::string, double> monotonic_samples(const std::string& scrape) {
+  std::set<std::string> counters;
+  std::set<std::string> histograms;
+  std::istringstream in(scrape);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string hash, type, name, kind;
+    if (!(words >> hash >> type >> name >> kind) || hash != "#" || type != "TYPE") continue;
+    if (!name.starts_with("scgi_")) continue;
+    if (kind == "counter") counters.insert(name);
+    if (kind == "histogram") histograms.insert(name);
+  }
+  const auto monotonic = [&](const std::string& name) {
+    if (counters.contains(name)) return true;
+    for (const char* suffix : {"_bucket", "_sum", "_count"})
+      if (name.ends_with(suffix) &&
+          histograms.contains(name.substr(0, name.size() - std::strlen(suffix))))
+        return true;
+    return false;
+  };
+  std::map<std::string, double> samples;
+  in.clear();
+  in.seekg(0);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    const std::string series = line.substr(0, space);
+    if (!monotonic(series.substr(0, series.find('{')))) continue;
+    samples[series] = std::stod(line.substr(space + 1));
+  }
+  return samples;
+}
+
+// The counters and histograms that went down, or vanished, from one scrape
+// to the next; empty when every one continued.
+std::vector<std::string> went_down(const std::string& before, const std::string& after) {
+  const auto then = monotonic_samples(before);
+  const auto now = monotonic_samples(after);
+  std::vector<std::string> out;
+  for (const char* needed : {"scgi_requests_total{", "scgi_request_outcomes_total{",
+                             "scgi_request_duration_seconds_count{"})
+    if (std::none_of(then.begin(), then.end(),
+                     [&](const auto& sample) { return sample.first.starts_with(needed); }))
+      out.push_back(std::string(needed) + "...}: not in the scrape before");
+  for (const auto& [series, value] : then) {
+    const auto it = now.find(series);
+    if (it == now.end())
+      out.push_back(series + ": gone (was " + fmt::format("{}", value) + ")");
+    else if (it->second < value)
+      out.push_back(fmt::format("{}: {} -> {}", series, value, it->second));
+  }
+  return out;
+}
+
+const std::string kBuildInfo =
+    fmt::format(R"(scgi_build_info{{program="scgi-proxy",version="{}"}})", SCGI_VERSION);
+
+// The requests of pool "app" counted so far (every status).
+double requests_total(const std::string& scrape) {
+  return metric_sum(scrape, "scgi_requests_total");
+}
+
+// One upgrade under load that must succeed: awaited by its log line, then the
+// same process serves, counters continued and a request right after it is served.
+void upgrade_in_place(UpgradableProxy& proxy, const Address& listen) {
+  const pid_t pid = proxy.process().pid();
+  const std::string before = proxy.scrape();
+  REQUIRE(requests_total(before) > 0);
+  const bool took_over = proxy.upgrade(kTookOver);
+  INFO(proxy.log());
+  REQUIRE(took_over);
+  CHECK(proxy.process().running());
+  CHECK(proxy.process().pid() == pid);
+  CHECK(send_request(listen, get_request("/right-after"), 5s).status() == 200);
+  const std::string after = proxy.scrape();
+  CHECK(metric_value(after, kBuildInfo) == 1);
+  INFO(fmt::format("{}", fmt::join(went_down(before, after), "\n")));
+  CHECK(went_down(before, after).empty());
+  CHECK(requests_total(after) > requests_total(before));
+}
+
+// Requests served since `scrape` was taken, waited for (bounded): the load
+// reaches the proxy.
+bool load_flows(UpgradableProxy& proxy, double more = 50) {
+  const double start = requests_total(proxy.scrape());
+  return eventually([&] { return requests_total(proxy.scrape()) >= start + more; }, 20s);
+}
+
+// The scripts that stand in for a broken new program: they rewrite the
+// handed state's format to 99 (a format no build reads), then run the real
+// binary. `when` is the bash test that picks the run to corrupt.
+std::string state_corrupting_script(const TempDir& dir, const std::string& when) {
+  return fmt::format(
+      "#!/bin/bash\n"
+      "if {when}; then\n"
+      "  fd=$SCGI_UPGRADE_STATE_FD\n"
+      "  sed 's/^{{\"format\":1,/{{\"format\":99,/' /proc/self/fd/$fd > {copy}\n"
+      "  eval \"exec $fd<{copy}\"\n"
+      "fi\n"
+      "exec {real} \"$@\"\n",
+      fmt::arg("when", when), fmt::arg("copy", dir.file("state-format-99.json")),
+      fmt::arg("real", built_binary("scgi-proxy")));
+}
+constexpr const char* kInCheck = "[[ \" $* \" == *\" --upgrade-check \"* ]]";
+constexpr const char* kAtRealStart =
+    "[[ -n \"$SCGI_UPGRADE_STATE_FD\" && \" $* \" != *\" --upgrade-check \"* ]]";
+
+// Pool "app" of two sample workers (each serves one request at a time: the
+// slow client's requests keep one busy, the fast ones go to the other).
+struct OnePoolProxy {
+  SampleWorker first;
+  SampleWorker second;
+  Address listen;
+  UpgradableProxy proxy;
+  explicit OnePoolProxy(const TempDir& dir, std::uint16_t metrics_port = free_port())
+      : first(dir, "w1"),
+        second(dir, "w2"),
+        listen(loopback(free_port())),
+        proxy(dir,
+              one_pool_config({.listen = listen,
+                               .backends = {first.address(), second.address()},
+                               .metrics_port = metrics_port}),
+              listen, metrics_port) {}
+};
+
+void check_no_failures(ClientLoad& load, int at_least) {
+  load.stop();
+  const auto failures = load.failures();
+  INFO(fmt::format("{} requests; failed: {}", load.sent(), fmt::join(failures, "; ")));
+  CHECK(failures.empty());
+  CHECK(load.sent() >= at_least);
+}
+
+}  // namespace
+
+TEST_CASE("five upgrades in a row under load: the same PID, no failed request, counters go on",
+          "[proxy][upgrade]") {
+  TempDir dir;
+  OnePoolProxy setup(dir);
+  UpgradableProxy& proxy = setup.proxy;
+  ClientLoad load(setup.listen);
+  REQUIRE(load_flows(proxy));
+  for (int i = 1; i <= 5; ++i) {
+    CAPTURE(i);
+    upgrade_in_place(proxy, setup.listen);
+    INFO(proxy.log());
+    REQUIRE(occurrences(proxy.log(), kTookOver) == static_cast<std::size_t>(i));
+    REQUIRE(load_flows(proxy));
+  }
+  check_no_failures(load, 200);
+  const std::string log = proxy.log();
+  INFO(log);
+  CHECK(log.find("upgrade failed") == std::string::npos);
+  CHECK(occurrences(log, "scgi-proxy running") == 6);
+}
+
+TEST_CASE("a new program that exits at start is refused; the running one serves on",
+          "[proxy][upgrade]") {
+  TempDir dir;
+  OnePoolProxy setup(dir);
+  UpgradableProxy& proxy = setup.proxy;
+  const pid_t pid = proxy.process().pid();
+  ClientLoad load(setup.listen);
+  REQUIRE(load_flows(proxy));
+
+  proxy.install("#!/bin/sh\nexit 1\n");
+  const bool refused = proxy.upgrade(kCheckRefused);
+  {
+    const std::string log = proxy.log();
+    INFO(log);
+    REQUIRE(refused);
+    CHECK(log.find("upgrade failed: ") != std::string::npos);
+    CHECK(log.find(kTookOver) == std::string::npos);
+  }
+  CHECK(proxy.process().running());
+  CHECK(proxy.process().pid() == pid);
+  CHECK(send_request(setup.listen, get_request("/after-the-refusal"), 5s).status() == 200);
+  REQUIRE(load_flows(proxy));
+
+  // The real binary back: the next upgrade goes through.
+  proxy.install_built();
+  upgrade_in_place(proxy, setup.listen);
+  REQUIRE(load_flows(proxy));
+  check_no_failures(load, 100);
+}
+
+TEST_CASE(
+    "a new program that cannot read the handed state fails its check; the running one "
+    "serves on",
+    "[proxy][upgrade]") {
+  TempDir dir;
+  OnePoolProxy setup(dir);
+  UpgradableProxy& proxy = setup.proxy;
+  const pid_t pid = proxy.process().pid();
+  ClientLoad load(setup.listen);
+  REQUIRE(load_flows(proxy));
+
+  proxy.install(state_corrupting_script(dir, kInCheck));
+  const bool refused = proxy.upgrade(kCheckRefused);
+  {
+    const std::string log = proxy.log();
+    INFO(log);
+    REQUIRE(refused);
+    CHECK(log.find("its format is 99") != std::string::npos);
+    CHECK(log.find(kTookOver) == std::string::npos);
+    // Refused before the pause: the front doors never closed.
+    CHECK(log.find(kPausing) == std::string::npos);
+  }
+  CHECK(proxy.process().running());
+  CHECK(proxy.process().pid() == pid);
+  CHECK(send_request(setup.listen, get_request("/after-the-refusal"), 5s).status() == 200);
+  REQUIRE(load_flows(proxy));
+
+  proxy.install_built();
+  upgrade_in_place(proxy, setup.listen);
+  check_no_failures(load, 100);
+}
+
+TEST_CASE(
+    "a new image that refuses the state after the exec runs the previous program again, "
+    "nothing lost",
+    "[proxy][upgrade]") {
+  TempDir dir;
+  OnePoolProxy setup(dir);
+  UpgradableProxy& proxy = setup.proxy;
+  const pid_t pid = proxy.process().pid();
+  ClientLoad load(setup.listen);
+  REQUIRE(load_flows(proxy));
+
+  // Its check passes (the state untouched); its real start reads format 99.
+  proxy.install(state_corrupting_script(dir, kAtRealStart));
+  const std::string before = proxy.scrape();
+  const bool previous_back = proxy.upgrade(kPreviousBack);
+  {
+    const std::string log = proxy.log();
+    INFO(log);
+    REQUIRE(previous_back);
+    CHECK(log.find(kPausing) != std::string::npos);  // it did get as far as the exec
+    CHECK(log.find("upgrade failed: its format is 99") != std::string::npos);
+    CHECK(log.find(kTookOver) == std::string::npos);
+  }
+  CHECK(proxy.process().running());
+  CHECK(proxy.process().pid() == pid);
+  CHECK(send_request(setup.listen, get_request("/after-the-return"), 5s).status() == 200);
+  const std::string after = proxy.scrape();
+  CHECK(metric_value(after, kBuildInfo) == 1);
+  INFO(fmt::format("{}", fmt::join(went_down(before, after), "\n")));
+  CHECK(went_down(before, after).empty());
+  REQUIRE(load_flows(proxy));
+
+  proxy.install_built();
+  upgrade_in_place(proxy, setup.listen);
+  check_no_failures(load, 100);
+}
+
+TEST_CASE(
+    "Unix and TCP listeners serve on after an upgrade, a connection made during the "
+    "switch included",
+    "[proxy][upgrade]") {
+  TempDir dir;
+  SampleWorker worker(dir, "w1");
+  const Address unix_listen{Address::Kind::unix_socket, {}, 0, dir.file("proxy.sock")};
+  const Address tcp_listen = loopback(free_port());
+  const std::uint16_t metrics_port = free_port();
+  UpgradableProxy proxy(
+      dir,
+      fmt::format("[metrics]\nlisten = \"127.0.0.1:{}\"\n"
+                  "[[pool]]\nname = \"over-unix\"\nlisten = \"{}\"\nbackends = [\"{}\"]\n"
+                  "[[pool]]\nname = \"over-tcp\"\nlisten = \"{}\"\nbackends = [\"{}\"]\n",
+                  metrics_port, unix_listen.to_string(), worker.address().to_string(),
+                  tcp_listen.to_string(), worker.address().to_string()),
+      unix_listen, metrics_port);
+  REQUIRE(wait_until_accepting(tcp_listen));
+  CHECK(send_request(unix_listen, get_request("/before"), 5s).status() == 200);
+  CHECK(send_request(tcp_listen, get_request("/before"), 5s).status() == 200);
+
+  // A slow request holds the switch open: the old image waits for it with
+  // its listeners paused, and the connections made meanwhile wait in the
+  // kernel's backlog for the new image.
+  auto slow = std::async(std::launch::async, [&] {
+    return send_request(tcp_listen, get_request("/slow?sleep_ms=3000"), 20s);
+  });
+  REQUIRE(
+      eventually([&] { return metric_sum(proxy.scrape(), "scgi_requests_in_flight") >= 1; }, 10s));
+  proxy.process().signal(SIGUSR2);
+  REQUIRE(eventually([&] { return proxy.log().find(kPausing) != std::string::npos; }, 15s));
+  // The pause closes each thread's acceptor right after that line; the slow
+  // request keeps the switch going for seconds longer.
+  std::this_thread::sleep_for(300ms);
+  const int during_unix = connect_to(unix_listen);
+  const int during_tcp = connect_to(tcp_listen);
+  CHECK(during_unix >= 0);
+  CHECK(during_tcp >= 0);
+  REQUIRE(
+      eventually([&] { return proxy.log().find(kTookOver) != std::string::npos; }, kUpgradeBound));
+  INFO(proxy.log());
+  // Sent once the new image runs: it accepted them from the backlog.
+  if (during_unix >= 0) {
+    CHECK(send_request_on(during_unix, get_request("/during"), 5s).status() == 200);
+    ::close(during_unix);
+  }
+  if (during_tcp >= 0) {
+    CHECK(send_request_on(during_tcp, get_request("/during"), 5s).status() == 200);
+    ::close(during_tcp);
+  }
+  CHECK(slow.get().status() == 200);  // finished by the old image
+
+  CHECK(std::filesystem::exists(unix_listen.path));
+  CHECK(send_request(unix_listen, get_request("/after"), 5s).status() == 200);
+  CHECK(send_request(tcp_listen, get_request("/after"), 5s).status() == 200);
+  const std::string scrape = proxy.scrape();
+  CHECK(metric_value(scrape, R"(scgi_requests_total{code="200",pool="over-unix"})") == 3);
+  CHECK(metric_value(scrape, R"(scgi_requests_total{code="200",pool="over-tcp"})") == 4);
+  CHECK(exited_with(proxy.process().stop(), 0));
+}
