@@ -1,5 +1,6 @@
 #include "scgi/runtime/program_upgrade.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -40,6 +41,8 @@ constexpr const char* kReturnVariable = "SCGI_UPGRADE_RETURN_FD";
 constexpr const char* kFailedVariable = "SCGI_UPGRADE_FAILED";
 constexpr const char* kCheckFlag = "--upgrade-check";
 constexpr std::string_view kApproval = "upgrade check: passed";
+// Where the check finds the state (it gets no other descriptor of ours).
+constexpr int kCheckStateFd = 3;
 // How long the new program may take to approve: it reads two files.
 constexpr std::chrono::seconds kCheckLimit{10};
 // What the new program may say in --upgrade-check before it is cut off.
@@ -108,6 +111,20 @@ Result<std::string> read_memory_file(int fd) {
     done += static_cast<std::size_t>(n);
   }
   return Result<std::string>::ok(std::move(text));
+}
+
+// Sets close-on-exec on every descriptor above stderr but `keep`.
+void close_on_exec_all_but(const std::vector<int>& keep) {
+  DIR* folder = ::opendir("/proc/self/fd");
+  if (folder == nullptr) return;
+  while (const dirent* entry = ::readdir(folder)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd <= STDERR_FILENO) continue;
+    if (std::find(keep.begin(), keep.end(), fd) == keep.end())
+      ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
+  }
+  ::closedir(folder);
 }
 
 // argv for the program file: the remembered arguments, plus `extra`.
@@ -294,12 +311,16 @@ static Result<CheckRun> start_check(const std::string& program,
     return R::fail("pipe: " + errno_text());
   }
   auto arguments = program_arguments({kCheckFlag});
-  auto variables = environment({fmt::format("{}={}", kStateVariable, state_fd)});
+  // The check reads the state as descriptor kCheckStateFd (below).
+  auto variables = environment({fmt::format("{}={}", kStateVariable, kCheckStateFd)});
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&actions, out[1], STDERR_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, state_fd, state_fd);  // clears close-on-exec
+  // The state as descriptor 3, and nothing else of the daemon (a client
+  // socket without close-on-exec would stay open in the check).
+  posix_spawn_file_actions_adddup2(&actions, state_fd, kCheckStateFd);
+  posix_spawn_file_actions_addclosefrom_np(&actions, kCheckStateFd + 1);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   sigset_t none;
@@ -379,6 +400,9 @@ std::string replace_program(const std::string& program, const Handover& handover
   // The workers' parent-death signal follows the thread that forked them:
   // exec from any other thread would end that one first, and kill them.
   if (::syscall(SYS_gettid) != ::getpid()) return "an upgrade must run on the main thread";
+  // Only what the state names crosses the exec: whatever else is open
+  // without close-on-exec (a client socket still open, say) closes with it.
+  close_on_exec_all_but({});
   std::string error;
   const std::string text = envelope_text(program, handover.daemon_state);
   const int state_fd = memory_file(text, error);

@@ -388,7 +388,9 @@ TEST_CASE(
     INFO(log);
     REQUIRE(previous_back);
     CHECK(log.find(kPausing) != std::string::npos);  // it did get as far as the exec
-    CHECK(log.find("upgrade failed: its format is 99") != std::string::npos);
+    CHECK(log.find(
+              "upgrade failed: the new program cannot read the handed state: its format is 99") !=
+          std::string::npos);
     CHECK(log.find(kTookOver) == std::string::npos);
   }
   CHECK(proxy.process().running());
