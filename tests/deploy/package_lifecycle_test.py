@@ -22,6 +22,13 @@ life as a user would:
     systemd says which; `systemctl restart` (the
     requests it fails are counted, not judged: a hitless restart is the
     upgrade's business); stop leaves no process in the unit's cgroup;
+  - package upgrades: the same package repacked with a higher Version,
+    installed over it with apt-get while both serve under load, is taken in
+    place by both (the postinst's hitless upgrade): 0 failed requests, the
+    same main and worker PIDs, the new files running; another, while the
+    manager's file has an error and a stand-in for a proxy that predates
+    upgrades runs: the manager refuses and serves on untouched (apt says
+    why), the proxy is restarted instead;
   - journald holds the daemons' lines;
   - remove stops and disables both and keeps the /etc/scgi conffiles; purge
     removes them and the log folders, and keeps the user (deploy/debian).
