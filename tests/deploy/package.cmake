@@ -22,16 +22,17 @@ set_tests_properties(
 
 # The package for real (package_lifecycle_test.py): installed with apt-get
 # into a Debian 12 booted under its own systemd (systemd-nspawn), both units
-# driven through enable, start, reload under load, a refused reload,
-# restart, stop, remove and purge, with the sandbox and limits read at run
-# time. Root only (skipped otherwise); debootstrap and systemd-nspawn come
+# driven through enable, start, reload under load, a refused reload, package
+# upgrades (in place under load, refused, and a restart for a version that
+# cannot), restart, stop, remove and purge, with the sandbox and limits read
+# at run time. Root only (skipped otherwise); debootstrap and systemd-nspawn come
 # from `scripts/install-deps.sh test`, and their absence fails the test. The
-# root file system is cached in /var/cache/scgi-balancer-tests: about 25 s
+# root file system is cached in /var/cache/scgi-balancer-tests: about 30 s
 # then, plus 1-2 minutes the first time on a machine. Label `package`: the
 # sanitizer presets skip it, as the `files` tests.
-add_test(NAME "deploy: the Debian package installs and runs under systemd, from enable to purge"
+add_test(NAME "deploy: the Debian package lifecycle under systemd, from install through upgrade in place to purge"
          COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/package_lifecycle_test.py
                  ${CMAKE_CPACK_COMMAND} ${PROJECT_BINARY_DIR}
                  ${SCGI_MANAGER_MAX_EXPOSURE} ${SCGI_PROXY_MAX_EXPOSURE})
-set_tests_properties("deploy: the Debian package installs and runs under systemd, from enable to purge"
+set_tests_properties("deploy: the Debian package lifecycle under systemd, from install through upgrade in place to purge"
                      PROPERTIES LABELS package TIMEOUT 600 SKIP_RETURN_CODE 77)

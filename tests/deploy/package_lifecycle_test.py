@@ -22,6 +22,13 @@ life as a user would:
     systemd says which; `systemctl restart` (the
     requests it fails are counted, not judged: a hitless restart is the
     upgrade's business); stop leaves no process in the unit's cgroup;
+  - package upgrades: the same package repacked with a higher Version,
+    installed over it with apt-get while both serve under load, is taken in
+    place by both (the postinst's hitless upgrade): 0 failed requests, the
+    same main and worker PIDs, the new files running; another, while the
+    manager's file has an error and a stand-in for a proxy that predates
+    upgrades runs: the manager refuses and serves on untouched (apt says
+    why), the proxy is restarted instead;
   - journald holds the daemons' lines;
   - remove stops and disables both and keeps the /etc/scgi conffiles; purge
     removes them and the log folders, and keeps the user (deploy/debian).
@@ -58,6 +65,8 @@ UNIT_HARD_FILE_LIMIT = 524288  # LimitNOFILE= of both units
 UNIT_SOFT_FILE_LIMIT = 1024  # the manager's LimitNOFILE soft value, given back to workers
 CAP_SYS_RESOURCE = 24
 STARTED = time.monotonic()
+# The package repacked under higher versions, installed over it: upgrades.
+NEWER, NEWEST = "99.0.0", "99.0.1"
 
 
 def log(message):
@@ -463,6 +472,156 @@ def check_reloads(machine, ports, manager_text):
     machine.booted.write_file("/etc/scgi/proxy.toml", proxy_config(ports, second_pool=True))
 
 
+def repack(deb, version, work):
+    """The same package under another Version: (dpkg-deb -R, a new control
+    file, dpkg-deb -b): apt takes it for an upgrade, and dpkg replaces every
+    file (a new inode at /usr/bin/scgi-manager) and runs the new postinst."""
+    tree = os.path.join(work, f"tree-{version}")
+    subprocess.run(["dpkg-deb", "-R", deb, tree], check=True, timeout=120)
+    control = os.path.join(tree, "DEBIAN", "control")
+    with open(control) as file:
+        text = file.read()
+    with open(control, "w") as file:
+        file.write(re.sub(r"^Version: .*$", f"Version: {version}", text, flags=re.M))
+    repacked = os.path.join(work, f"scgi-balancer_{version}_amd64.deb")
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", tree, repacked], check=True,
+                   capture_output=True, timeout=120)
+    shutil.rmtree(tree)
+    return repacked
+
+
+def install_over(machine, deb, version):
+    """apt-get install ./the.deb over the installed package: its output (the
+    postinst's lines among it)."""
+    inside = f"/var/tmp/{os.path.basename(deb)}"
+    with open(deb, "rb") as package:
+        machine.booted.write_file(inside, package.read())
+    started = time.monotonic()
+    installed = machine.run("apt-get", "install", "-y", "-q", inside, timeout=600)
+    output = installed.stdout + installed.stderr
+    log(f"apt-get install {os.path.basename(deb)}: {time.monotonic() - started:.1f} s")
+    if not check(installed.returncode == 0,
+                 f"apt-get install {inside} over the installed package exits 0 "
+                 f"(exit {installed.returncode})"):
+        print(output[-4000:])
+    installed_version = machine.run("dpkg-query", "-W", "-f", "${Version}", "scgi-balancer").stdout
+    check(installed_version == version, f"dpkg lists scgi-balancer {version} ({installed_version})")
+    return "\n".join(line for line in output.splitlines() if line.startswith("scgi-balancer:"))
+
+
+def program_of(machine, pid):
+    """What /proc/PID/exe points at: the path, " (deleted)" once dpkg replaced it."""
+    return machine.run("readlink", f"/proc/{pid}/exe").stdout.strip()
+
+
+UPGRADED_LINE = re.compile(r"upgrade: \S+ took over from \S+ in place")
+
+
+def check_package_upgrade(machine, ports, deb, version):
+    """apt-get install of a newer package under load: both running daemons
+    take the new program in place (the postinst's hitless upgrade)."""
+    pids = {unit: machine.main_pid(unit) for unit in (MANAGER, PROXY)}
+    workers = sorted(machine.ready_workers("hello"))
+    with Load([ports["pool"], ports["proxy"]]) as load:
+        check(load.wait_answered(20), f"the load runs before the upgrade ({load.summary()})")
+        said = install_over(machine, deb, version)
+        check(load.wait_answered(load.answered + 100), "the load goes on after the upgrade")
+    log(f"package upgrade under load: {load.summary()}; the postinst said:\n{said}")
+    if not check(load.failed == 0 and load.answered > 100,
+                 f"0 failed requests through the package upgrade ({load.summary()})"):
+        for unit in (MANAGER, PROXY):
+            print("\n".join(line for line in machine.journal(unit).splitlines()
+                            if "upgrade" in line or "status=5" in line or "error" in line))
+    for unit, program in ((MANAGER, "/usr/bin/scgi-manager"), (PROXY, "/usr/bin/scgi-proxy")):
+        pid = machine.main_pid(unit)
+        check(machine.show(unit, "ActiveState") == "active" and pid == pids[unit],
+              f"{unit} upgraded in place: the same MainPID ({pids[unit]} -> {pid})")
+        exe = program_of(machine, pid)
+        check(exe == program, f"{unit}'s process runs the installed {program} ({exe!r})")
+        check(UPGRADED_LINE.search(machine.journal(unit)) is not None,
+              f"{unit}'s journal has the upgrade line (\"upgrade: A took over from B in place\")")
+    check(f"{MANAGER}: upgraded in place from" in said,
+          f"the postinst reports the manager's upgrade in place:\n{said}")
+    check(re.search(rf"^scgi-balancer: {PROXY}: upgraded in place \(pid \d+\): ", said, re.M) is not None,
+          "the postinst reports the proxy's upgrade in place")
+    check("restart" not in said, "the postinst restarted nothing")
+    after = sorted(machine.ready_workers("hello"))
+    check(after == workers, f"the same worker processes ({workers} -> {after})")
+    for unit, wanted in ((MANAGER, "serving 1 pool, 3 workers"), (PROXY, "serving 2 pools")):
+        status = machine.status_text(unit, wanted)
+        check(status == wanted, f"{unit}'s StatusText after the upgrade: {status!r}")
+
+
+# A main process that predates upgrades, for the postinst's fallback: it
+# answers systemd (Type=notify) and rejects --upgrade-check, as the versions
+# before the upgrade did ("not expected"); python3 is there (Recommends).
+OLD_PROXY = """import os, signal, socket
+address = os.environ["NOTIFY_SOCKET"]
+notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+notify.sendto(b"READY=1\\nSTATUS=an scgi-proxy that predates upgrades",
+              "\\0" + address[1:] if address.startswith("@") else address)
+while True:
+    signal.pause()
+"""
+OLD_PROXY_DROP_IN = "/run/systemd/system/scgi-proxy.service.d/predates-upgrades.conf"
+
+
+def check_refused_and_fallback(machine, ports, deb, version, manager_text):
+    """An upgrade the new program refuses (the manager's file has errors) leaves
+    the running one serving, nothing restarted; a running program that cannot
+    upgrade (a stand-in for an older proxy) is restarted instead."""
+    machine.booted.write_file("/usr/local/lib/old-scgi-proxy.py", OLD_PROXY)
+    machine.run("mkdir", "-p", os.path.dirname(OLD_PROXY_DROP_IN))
+    machine.booted.write_file(OLD_PROXY_DROP_IN, "[Service]\nExecStartPre=\nExecStart=\n"
+                              "ExecStart=/usr/bin/python3 /usr/local/lib/old-scgi-proxy.py\n")
+    machine.ok("systemctl", "daemon-reload")
+    machine.ok("systemctl", "restart", PROXY)
+    old_proxy = machine.main_pid(PROXY)
+    check(program_of(machine, old_proxy).startswith("/usr/bin/python3"),
+          f"the stand-in for an older proxy runs ({program_of(machine, old_proxy)!r})")
+    machine.run("rm", OLD_PROXY_DROP_IN)  # the unit is the package's again, for the restart
+    machine.ok("systemctl", "daemon-reload")
+
+    manager_pid = machine.main_pid(MANAGER)
+    workers = sorted(machine.ready_workers("hello"))
+    machine.booted.write_file("/etc/scgi/scgi.toml",
+                              manager_text.replace("workers = 3", 'workers = "many"'))
+    with Load([ports["pool"]]) as load:
+        check(load.wait_answered(20), f"the load runs before the upgrade ({load.summary()})")
+        said = install_over(machine, deb, version)
+        check(load.wait_answered(load.answered + 50), "the load goes on after the upgrade")
+    log(f"refused upgrade and fallback: {load.summary()}; the postinst said:\n{said}")
+    check(load.failed == 0, f"0 failed requests through the refused upgrade ({load.summary()})")
+    check(re.search(rf"{MANAGER} was NOT upgraded: .*workers", said, re.S) is not None
+          and f"{MANAGER}: the previous version serves on" in said,
+          f"the postinst says why the manager was not upgraded and that it serves on:\n{said}")
+    check(machine.show(MANAGER, "ActiveState") == "active"
+          and machine.main_pid(MANAGER) == manager_pid
+          and program_of(machine, manager_pid).endswith("(deleted)")
+          and sorted(machine.ready_workers("hello")) == workers,
+          f"the refused upgrade left the manager as it was: the previous program, pid "
+          f"{manager_pid}, workers {workers} ({program_of(machine, manager_pid)!r})")
+    journal = machine.journal(MANAGER)
+    check("upgrade failed: /usr/bin/scgi-manager --upgrade-check failed" in journal
+          and "this program serves on" in journal,
+          "the manager's journal says the upgrade failed and it serves on")
+
+    check(f"{PROXY}: the running version (pid {old_proxy}) cannot upgrade in place; "
+          f"restarting it" in said, f"the postinst restarts the proxy that predates upgrades")
+    new_proxy = machine.main_pid(PROXY)
+    check(new_proxy not in (0, old_proxy) and program_of(machine, new_proxy) == "/usr/bin/scgi-proxy",
+          f"the restart started the installed scgi-proxy ({old_proxy} -> {new_proxy}, "
+          f"{program_of(machine, new_proxy)!r})")
+    answers(ports["proxy"], "the restarted proxy answers")
+
+    # The cause fixed, the upgrade the postinst advised.
+    machine.booted.write_file("/etc/scgi/scgi.toml", manager_text)
+    upgraded = machine.ok("scgictl", "--config", "/etc/scgi/scgi.toml", "upgrade")
+    check(machine.main_pid(MANAGER) == manager_pid
+          and program_of(machine, manager_pid) == "/usr/bin/scgi-manager",
+          f"then `scgictl upgrade` takes the installed program in place ({upgraded.strip()})")
+
+
 def check_restart(machine, ports):
     for unit, port in ((MANAGER, ports["pool"]), (PROXY, ports["proxy"])):
         before = machine.main_pid(unit)
@@ -591,6 +750,11 @@ def main():
                 check_run_time_hardening(machine, workers, int(manager_max), int(proxy_max), hard)
                 check_reloads(machine, ports, manager_text)
                 log("reloaded")
+                grown = manager_text.replace("workers = 2", "workers = 3")
+                check_package_upgrade(machine, ports, repack(deb, NEWER, work), NEWER)
+                check_refused_and_fallback(machine, ports, repack(deb, NEWEST, work), NEWEST,
+                                           grown)
+                log("upgraded")
                 check_restart(machine, ports)
                 check_stop(machine, ports)
                 check_journal(machine, hard)
