@@ -252,6 +252,8 @@ def start_manager(args, bin_dir: Path, work: Path, procs: Processes) -> Daemon:
     config.write_text(
         "# scgi-manager for the upgrade benchmark: written by upgrade_bench.py\n"
         f'[manager]\ncontrol_socket = "{control_socket}"\n'
+        # No fixed port: another manager may hold the default 9100.
+        '[metrics]\nlisten = ""\n'
         f'[[pool]]\nname = "bench"\nlisten = "127.0.0.1:{listen}"\n'
         f'command = ["{binary(bin_dir, "scgi-sample-worker")}"]\nworkers = {args.workers}\n'
         # Run as root, the workers may stay root: a benchmark, not a deployment.

@@ -306,7 +306,7 @@ TEST_CASE("five upgrades in a row under load: the same PID, no failed request, c
   CHECK(occurrences(log, "scgi-proxy running") == 6);
 }
 
-TEST_CASE("a new program that exits at start is refused; the running one serves on",
+TEST_CASE("a new program that exits at start is refused and the running one serves on",
           "[proxy][upgrade]") {
   TempDir dir;
   OnePoolProxy setup(dir);
@@ -337,7 +337,7 @@ TEST_CASE("a new program that exits at start is refused; the running one serves 
 }
 
 TEST_CASE(
-    "a new program that cannot read the handed state fails its check; the running one "
+    "a new program that cannot read the handed state fails its check and the running one "
     "serves on",
     "[proxy][upgrade]") {
   TempDir dir;
