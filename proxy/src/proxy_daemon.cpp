@@ -55,8 +55,7 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
   if (!server.apply(config, errors)) {
     for (const std::string& error : errors)
       log_error("{}", error);
-    log_error("not starting: fix the errors above");
-    return 1;
+    return fail_start(handed, "fix the errors above");
   }
   std::unique_ptr<MetricsServer> metrics;
   // Also after a failed upgrade, which closed it.
@@ -72,10 +71,14 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
     log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
     return true;
   };
-  if (!start_metrics()) return 1;
+  if (!start_metrics()) {
+    if (!handed) return 1;
+    keep_trying(control, start_metrics);  // the balancer serves on meanwhile
+  }
   server.start();
 
   Config running = config;
+  bool upgrading = false;  // a reload waits for the next SIGHUP meanwhile
   const UpgradeSteps upgrade_steps{
       .program = "scgi-proxy",
       .state =
@@ -89,10 +92,18 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
       .resume =
           [&] {
             server.resume();
-            start_metrics();
-          }};
+            if (!server.stopping() && !start_metrics()) keep_trying(control, start_metrics);
+          },
+      .blocked = [&]() -> std::optional<std::string> {
+        if (server.stopping()) return "scgi-proxy began to stop";
+        return std::nullopt;
+      }};
   handle_daemon_signals(control,
                         {.reload = [&]() -> asio::awaitable<void> {
+                           if (upgrading) {
+                             log_warn("reload: an upgrade is running; send SIGHUP again after it");
+                             co_return;
+                           }
                            notify_reloading("reloading " + config_path);
                            const bool applied = reload(server, config_path, running);
                            notify_ready(reload_status(applied, running));
@@ -107,8 +118,14 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
                            co_await server.shut_down(timeout);
                          },
                          .upgrade = [&]() -> asio::awaitable<void> {
+                           if (upgrading) {
+                             log_warn("upgrade: one is running already");
+                             co_return;
+                           }
+                           upgrading = true;
                            const std::string error =
                                co_await upgrade_program(control.get_executor(), upgrade_steps);
+                           upgrading = false;
                            log_error("upgrade failed: {}; this program serves on", error);
                          }});
   finish_upgrade(handed);

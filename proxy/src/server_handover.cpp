@@ -186,6 +186,7 @@ asio::awaitable<void> ProxyServer::pause(std::chrono::milliseconds timeout) {
 
 void ProxyServer::resume() {
   pausing_.store(false);
+  if (stopping_.load()) return;  // its listeners are closed for good
   std::lock_guard lock(pools_mutex_);
   for (auto& [name, entry] : pools_)
     if (entry.listener) start_listener(entry.pool, *entry.listener);

@@ -32,6 +32,11 @@ int daemon_main(int argc, char** argv, const DaemonInfo& info, const ServeFuncti
     for (const ConfigError& error : result.errors())
       std::cerr << error.to_string() << '\n';
     if (!check) std::cerr << info.name << ": not starting: fix the errors above\n";
+    // An upgrade's new image with a file broken since its check: the
+    // previous program takes its state back and serves on.
+    if (handed && !upgrade_check)
+      std::cerr << info.name << ": "
+                << handed->return_to_previous("the configuration file has errors") << '\n';
     return 2;
   }
   if (handed) {

@@ -27,7 +27,9 @@ asio::awaitable<void> signal_loop(asio::io_context& control,
     } else if (signal == SIGUSR1) {
       actions.reopen_logs();
     } else if (signal == SIGUSR2) {
-      co_await actions.upgrade();
+      // Beside this loop, not in it: a SIGTERM during the upgrade stops the
+      // daemon (and cancels the upgrade) instead of waiting behind it.
+      asio::co_spawn(control, actions.upgrade(), log_failure("upgrade"));
     } else {
       co_await actions.stop(signal);
       control.stop();

@@ -41,6 +41,8 @@ constexpr const char* kReturnVariable = "SCGI_UPGRADE_RETURN_FD";
 constexpr const char* kFailedVariable = "SCGI_UPGRADE_FAILED";
 constexpr const char* kCheckFlag = "--upgrade-check";
 constexpr std::string_view kApproval = "upgrade check: passed";
+// How often keep_trying() tries again.
+constexpr std::chrono::seconds kRetryInterval{5};
 // Where the check finds the state (it gets no other descriptor of ours).
 constexpr int kCheckStateFd = 3;
 // How long the new program may take to approve: it reads two files.
@@ -274,6 +276,9 @@ UpgradeCounts upgrade_counts() {
 
 void finish_upgrade(const std::optional<HandedState>& handed) {
   if (!handed) return;
+  // Everything handed over is taken: none of it may reach a process started
+  // from now on (workers close all but theirs anyway; an upgrade check too).
+  close_on_exec_all_but({});
   const nlohmann::json counts = handed->upgrades();
   g_upgrades_done = counts.value("done", std::uint64_t{0});
   g_upgrades_failed = counts.value("failed", std::uint64_t{0});
@@ -287,8 +292,29 @@ void finish_upgrade(const std::optional<HandedState>& handed) {
              handed->previous_version());
 }
 
+int fail_start(std::optional<HandedState>& handed, const std::string& why) {
+  log_error("not starting: {}", why);
+  if (handed) log_error("upgrade: {}", handed->return_to_previous("the new program: " + why));
+  return 1;
+}
+
+void keep_trying(asio::io_context& control, std::function<bool()> attempt) {
+  asio::co_spawn(
+      control,
+      [&control, attempt = std::move(attempt)]() -> asio::awaitable<void> {
+        asio::steady_timer pause(control);
+        do {
+          pause.expires_after(kRetryInterval);
+          co_await pause.async_wait(as_tuple(asio::use_awaitable));
+        } while (!attempt());
+      },
+      log_failure("retrying after an upgrade"));
+}
+
 bool adopt_descriptor(int fd) {
-  return fd >= 0 && ::fcntl(fd, F_SETFD, FD_CLOEXEC) == 0;
+  // Left inheritable until finish_upgrade(): until then the previous program
+  // may have to take it all back (return_to_previous).
+  return fd >= 0 && ::fcntl(fd, F_GETFD) >= 0;
 }
 
 // --- Old image. ---
@@ -440,6 +466,7 @@ std::string replace_program(const std::string& program, const Handover& handover
 asio::awaitable<std::string> upgrade_program(asio::any_io_executor executor,
                                              const UpgradeSteps& steps) {
   log_info("upgrade: checking {} on the running state", g_program_path);
+  if (auto reason = steps.blocked()) co_return *reason;
   std::vector<int> unused;
   const auto checked =
       co_await check_new_program(executor, steps.program, steps.state(unused), kCheckLimit);
@@ -450,6 +477,13 @@ asio::awaitable<std::string> upgrade_program(asio::any_io_executor executor,
   log_info("upgrade: {} approved; pausing the front doors until it runs", g_program_path);
   notify_reloading("upgrading in place to " + g_program_path);
   co_await steps.pause();
+  // Something began meanwhile (a stop, say) that the exec would cut short.
+  if (auto reason = steps.blocked()) {
+    ++g_upgrades_failed;
+    steps.resume();
+    notify_ready("upgrade cancelled, serving on: " + *reason);
+    co_return *reason;
+  }
   Handover handover;
   handover.daemon_state = steps.state(handover.descriptors);
   const std::string error = replace_program(steps.program, handover);

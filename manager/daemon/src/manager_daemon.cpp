@@ -29,8 +29,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
       state ? RuntimeFolder::adopt(state->at("supervisor").at("runtime_dir").get<std::string>())
             : RuntimeFolder::create();
   if (!runtime_dir) {
-    log_error("{}", runtime_dir.error());
-    return 1;
+    return fail_start(handed, runtime_dir.error());
   }
 
   asio::io_context control(1);
@@ -50,8 +49,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
             : control_server.open(control_error);
   if (!control_open) {
     log_error("{}", control_error);
-    log_error("not starting: fix the control socket (or stop the manager that uses it)");
-    return 1;
+    return fail_start(handed, "fix the control socket (or stop the manager that uses it)");
   }
 
   // The supervisor's metrics next to the balancer's, on the same /metrics.
@@ -72,10 +70,15 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
     log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
     return true;
   };
-  if (!start_metrics()) return 1;
+  if (!start_metrics()) {
+    if (!handed) return 1;
+    keep_trying(control, start_metrics);  // the pools serve on meanwhile
+  }
   ManagerUpgrade upgrade(
       control, server, supervisor, control_server, [&] { metrics.reset(); },
-      [&] { start_metrics(); });
+      [&] {
+        if (!start_metrics()) keep_trying(control, start_metrics);
+      });
   supervisor.on_upgrade([&](int connection_fd, nlohmann::json id) {
     return upgrade.run(connection_fd, std::move(id));
   });
@@ -103,8 +106,7 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
   if (!supervisor.start(errors, state ? &state->at("supervisor") : nullptr)) {
     for (const std::string& error : errors)
       log_error("{}", error);
-    log_error("not starting: fix the errors above");
-    return 1;
+    return fail_start(handed, "fix the errors above");
   }
   server.start();
   if (handed) {

@@ -7,6 +7,9 @@
 
 #include <fmt/format.h>
 
+#include <fmt/ranges.h>
+
+#include "config_diff.hpp"
 #include "control_server.hpp"
 #include "scgi/control_protocol.hpp"
 #include "scgi/log.hpp"
@@ -19,7 +22,7 @@ using nlohmann::json;
 using R = Result<std::string>;
 
 // How long an upgrade waits for a rolling restart to end before it gives up.
-constexpr auto kRestartWaitLimit = std::chrono::minutes(10);
+constexpr auto kBusyWaitLimit = std::chrono::minutes(10);
 
 }  // namespace
 
@@ -41,8 +44,13 @@ ManagerUpgrade::ManagerUpgrade(asio::io_context& control, proxy::ProxyServer& se
             .resume =
                 [this] {
                   server_.resume();
-                  metrics_on_();
-                }};
+                  if (!server_.stopping()) metrics_on_();
+                },
+            .blocked = [this]() -> std::optional<std::string> {
+              if (server_.stopping()) return "the manager began to stop";
+              if (supervisor_.busy()) return "a rolling restart (or a removed pool's stop) runs";
+              return std::nullopt;
+            }};
 }
 
 json ManagerUpgrade::state(std::vector<int>& descriptors) const {
@@ -59,25 +67,42 @@ json ManagerUpgrade::state(std::vector<int>& descriptors) const {
 
 asio::awaitable<R> ManagerUpgrade::run(int connection_fd, json id) {
   if (running_) co_return R::fail("an upgrade is running already");
+  // The new program reads the file: it must be what runs, or the workers it
+  // takes over would run a command, user or socket the file no longer says.
+  if (auto differs = file_differs()) co_return R::fail("upgrade refused: " + *differs);
   running_ = true;
   reply_fd_ = connection_fd;
   reply_id_ = std::move(id);
-  // A rolling restart's steps live in this image only: let it end first.
-  if (supervisor_.restarting()) {
-    log_info("upgrade: waiting for the rolling restart to end");
+  // A rolling restart's steps, and a removed pool's stop, live in this image
+  // only: let them end first.
+  if (supervisor_.busy()) {
+    log_info("upgrade: waiting for the rolling restart (or a removed pool's stop) to end");
     asio::steady_timer pause(control_);
-    const auto give_up = std::chrono::steady_clock::now() + kRestartWaitLimit;
-    while (supervisor_.restarting() && std::chrono::steady_clock::now() < give_up) {
+    const auto give_up = std::chrono::steady_clock::now() + kBusyWaitLimit;
+    while (supervisor_.busy() && !server_.stopping() &&
+           std::chrono::steady_clock::now() < give_up) {
       pause.expires_after(std::chrono::milliseconds(100));
       co_await pause.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
     }
   }
-  std::string error = "a rolling restart is still running after 10 minutes; try again later";
-  if (!supervisor_.restarting()) error = co_await upgrade_program(control_.get_executor(), steps_);
+  // From here on, commands that change pools wait for the outcome.
+  supervisor_.set_upgrading(true);
+  const std::string error = co_await upgrade_program(control_.get_executor(), steps_);
+  supervisor_.set_upgrading(false);
   running_ = false;
   reply_fd_ = -1;
   log_error("upgrade failed: {}; this program serves on", error);
   co_return R::fail("upgrade failed: " + error + "; the running program serves on");
+}
+
+std::optional<std::string> ManagerUpgrade::file_differs() const {
+  const Config& running = supervisor_.running_config();
+  const ConfigResult file = load_config(running.path, Mode::manager, running_as());
+  if (!file) return running.path + " has errors (scgictl reload lists them): fix it, then upgrade";
+  const auto changes = describe_changes(running, file.config());
+  if (changes.empty()) return std::nullopt;
+  return fmt::format("{} differs from the running configuration ({}): run scgictl reload first",
+                     running.path, fmt::join(changes, "; "));
 }
 
 void ManagerUpgrade::answer_request(const HandedState& handed) {

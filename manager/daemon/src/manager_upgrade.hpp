@@ -1,8 +1,10 @@
-// scgi-manager's upgrade in place (docs/operations.md, "Upgrading"), on
-// SIGUSR2 or `scgictl upgrade`: waits for a rolling restart to end, then
-// runs program_upgrade.hpp's steps with the manager's parts (the balancer,
-// the supervisor with its workers, the control socket, and the asking scgictl
-// connection, which the next image answers). One upgrade at a time.
+// scgi-manager's upgrade in place (docs/operations.md, "Upgrade the manager
+// or the proxy itself"), on SIGUSR2 or `scgictl upgrade`: refused while the
+// configuration file differs from what runs; waits for a rolling restart to
+// end; then runs program_upgrade.hpp's steps with the manager's parts (the
+// balancer, the supervisor with its workers, the control socket, and the
+// asking scgictl connection, which the next image answers), commands that
+// change pools refused meanwhile, and cancelled by a stop. One at a time.
 #pragma once
 
 #include <asio/awaitable.hpp>
@@ -42,6 +44,9 @@ class ManagerUpgrade {
 
  private:
   nlohmann::json state(std::vector<int>& descriptors) const;
+  // Why the configuration file is not what runs (errors, or changes since the
+  // last reload), or nullopt.
+  std::optional<std::string> file_differs() const;
 
   asio::io_context& control_;
   proxy::ProxyServer& server_;

@@ -23,6 +23,11 @@ namespace {
 using asio::experimental::as_tuple;
 using R = Result<std::string>;
 
+// What a change asked for during an upgrade hears: the exec would cut it short.
+constexpr const char* kUpgrading =
+    "an upgrade in place is running: try again once it is done (a few milliseconds to "
+    "shutdown_timeout)";
+
 // How long a drain --wait may take at most: the pool's longest request.
 std::chrono::milliseconds drain_wait_limit(const Config& config, const std::string& pool) {
   for (const PoolConfig& p : config.pools)
@@ -200,6 +205,17 @@ Result<PoolSupervisor*> Supervisor::find(const WorkerTarget& target) {
   return Result<PoolSupervisor*>::ok(it->second.get());
 }
 
+Result<PoolSupervisor*> Supervisor::find_to_change(const WorkerTarget& target) {
+  if (upgrading_) return Result<PoolSupervisor*>::fail(kUpgrading);
+  return find(target);
+}
+
+bool Supervisor::busy() const {
+  return !leaving_.empty() || std::any_of(pools_.begin(), pools_.end(), [](const auto& entry) {
+    return entry.second->restarting();
+  });
+}
+
 Result<std::vector<control::PoolStatus>> Supervisor::status(const std::string& pool) {
   using S = Result<std::vector<control::PoolStatus>>;
   std::vector<control::PoolStatus> out;
@@ -215,25 +231,25 @@ Result<std::vector<control::PoolStatus>> Supervisor::status(const std::string& p
 }
 
 asio::awaitable<R> Supervisor::start(WorkerTarget target) {
-  auto pool = find(target);
+  auto pool = find_to_change(target);
   if (!pool) co_return R::fail(pool.error());
   co_return pool.value()->start_workers(target.worker);
 }
 
 asio::awaitable<R> Supervisor::stop(WorkerTarget target) {
-  auto pool = find(target);
+  auto pool = find_to_change(target);
   if (!pool) co_return R::fail(pool.error());
   co_return pool.value()->stop_workers(target.worker);
 }
 
 asio::awaitable<R> Supervisor::restart(WorkerTarget target, Progress progress) {
-  auto pool = find(target);
+  auto pool = find_to_change(target);
   if (!pool) co_return R::fail(pool.error());
   co_return co_await pool.value()->restart_workers(target.worker, std::move(progress));
 }
 
 asio::awaitable<R> Supervisor::scale(std::string pool_name, std::uint32_t workers) {
-  auto pool = find({pool_name, std::nullopt});
+  auto pool = find_to_change({pool_name, std::nullopt});
   if (!pool) co_return R::fail(pool.error());
   // Bounded by the file as loaded, not by an earlier scale (which fixes the size).
   const auto configured = std::find_if(config_.pools.begin(), config_.pools.end(),
@@ -254,6 +270,7 @@ asio::awaitable<R> Supervisor::upgrade(int connection_fd, nlohmann::json id) {
 }
 
 asio::awaitable<R> Supervisor::reload() {
+  if (upgrading_) co_return R::fail(kUpgrading);
   notify_reloading("reloading " + config_.path);
   R result = co_await apply_reload();
   notify_ready(reload_status(static_cast<bool>(result), config_));
@@ -303,7 +320,7 @@ asio::awaitable<R> Supervisor::apply_reload() {
 
 asio::awaitable<R> Supervisor::drain(WorkerTarget target, bool wait) {
   if (!target.worker) co_return R::fail("drain needs POOL:WORKER");
-  auto pool = find(target);
+  auto pool = find_to_change(target);
   if (!pool) co_return R::fail(pool.error());
   auto result = pool.value()->set_drained(*target.worker, true);
   if (!result || !wait) co_return result;
@@ -313,7 +330,7 @@ asio::awaitable<R> Supervisor::drain(WorkerTarget target, bool wait) {
 
 asio::awaitable<R> Supervisor::undrain(WorkerTarget target) {
   if (!target.worker) co_return R::fail("undrain needs POOL:WORKER");
-  auto pool = find(target);
+  auto pool = find_to_change(target);
   if (!pool) co_return R::fail(pool.error());
   co_return pool.value()->set_drained(*target.worker, false);
 }

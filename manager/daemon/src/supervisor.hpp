@@ -41,8 +41,13 @@ class Supervisor : public ControlHandler {
   // image keeps open (worker sockets and output pipes).
   nlohmann::json handover_state(std::vector<int>& descriptors) const;
   static std::optional<std::string> check_handover(const nlohmann::json& state);
-  // A rolling restart runs somewhere: an upgrade waits for it.
-  bool restarting() const;
+  // A rolling restart runs somewhere, or a pool removed by a reload is still
+  // stopping its workers: an upgrade waits for it (the exec would cut it short).
+  bool busy() const;
+  // While an upgrade runs, commands that change pools (and reloads) are refused.
+  void set_upgrading(bool upgrading) { upgrading_ = upgrading; }
+  // The configuration running now (the last one applied).
+  const Config& running_config() const { return config_; }
   // What `scgictl upgrade` runs (the daemon's whole upgrade).
   using UpgradeHandler =
       std::function<asio::awaitable<Result<std::string>>(int connection_fd, nlohmann::json id)>;
@@ -81,6 +86,7 @@ class Supervisor : public ControlHandler {
   asio::awaitable<void> refresh_snapshot();
   void take_snapshot();
   Result<PoolSupervisor*> find(const WorkerTarget& target);
+  Result<PoolSupervisor*> find_to_change(const WorkerTarget& target);
   asio::awaitable<Result<std::string>> apply_reload();
 
   asio::io_context& control_;
@@ -99,6 +105,7 @@ class Supervisor : public ControlHandler {
   bool started_ = false;
   bool stopping_ = false;
   UpgradeHandler upgrade_;
+  bool upgrading_ = false;
 
   mutable std::mutex snapshot_mutex_;
   std::vector<control::PoolStatus> snapshot_;

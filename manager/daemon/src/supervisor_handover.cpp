@@ -289,9 +289,4 @@ void Supervisor::adopt_pools(const json& state) {
     if (!pools.contains(name)) pool->start();  // new in the file: started as at a start
 }
 
-bool Supervisor::restarting() const {
-  return std::any_of(pools_.begin(), pools_.end(),
-                     [](const auto& entry) { return entry.second->restarting(); });
-}
-
 }  // namespace scgi::manager

@@ -4,12 +4,16 @@
 // rolling restart, a drained worker and queued requests come through it.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "../support/harness.hpp"
 
@@ -352,14 +356,20 @@ TEST_CASE("after an upgrade nothing handed over stays inheritable, and new worke
   const pid_t manager_pid = manager.process().pid();
   // What it inherited itself (the test's standard streams and the like).
   const std::set<int> inherited = inheritable_descriptors(manager_pid);
-  // A pool new in the file starts its workers while the new program takes
-  // over, before it answers the scgictl that asked.
+  // A file changed since it was applied: the new program would read it, so
+  // the upgrade is refused until a reload has applied it.
   const Address second = loopback(free_port());
   spec.metrics_port = manager.metrics_port();
   dir.write("scgi.toml", managed_pool_config(spec, manager.control_socket()) +
                              "[[pool]]\nname = \"two\"\nlisten = \"" + second.to_string() +
                              "\"\ncommand = [\"" + built_binary("scgi-sample-worker") +
                              "\"]\nworkers = 1\nallow_root = true\n");
+  const CtlRun refused = scgictl(dir, manager, {"upgrade"});
+  INFO(refused.out << refused.err);
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.err.find("differs from the running configuration (pool two: added): run scgictl "
+                         "reload first") != std::string::npos);
+  REQUIRE(scgictl(dir, manager, {"reload"}).exit_code == 0);
   const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
   INFO(upgrade.out << upgrade.err << manager.process().log());
   REQUIRE(upgrade.exit_code == 0);
@@ -383,4 +393,87 @@ TEST_CASE("after an upgrade nothing handed over stays inheritable, and new worke
     CHECK(open_descriptors(pid) == std::set<int>{0, 1, 2, 3});
   }
   CHECK(send_request(second, get_request("/")).status() == 200);
+}
+
+TEST_CASE("during an upgrade's pause, changes are refused and a SIGTERM stops the manager cleanly",
+          "[manager][upgrade]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(
+      dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
+  const std::set<pid_t> workers = manager.worker_pids();
+  // A slow request keeps the pause open: the upgrade waits for it.
+  auto slow = std::async(std::launch::async, [&] {
+    return send_request(listen, get_request("/?sleep_ms=2000"), 10s).status();
+  });
+  REQUIRE(eventually([&] { return metric_sum(manager.scrape(), "scgi_requests_in_flight") >= 1; }));
+  Process upgrade = Process::start(scgictl_command(manager, {"upgrade"}), dir.file("upgrade.out"),
+                                   {}, dir.file("upgrade.err"));
+  REQUIRE(eventually([&] {
+    return manager.process().log().find("pausing the front doors") != std::string::npos;
+  }));
+  const CtlRun scale = scgictl(dir, manager, {"scale", "app", "3"});
+  INFO(scale.out << scale.err);
+  CHECK(scale.exit_code == 1);
+  CHECK(scale.err.find("an upgrade in place is running") != std::string::npos);
+
+  manager.process().signal(SIGTERM);
+  const auto upgrade_status = upgrade.wait(20s);
+  const auto stopped = manager.process().wait(20s);
+  const std::string log = manager.process().log();
+  INFO(log);
+  REQUIRE(stopped);
+  CHECK(WIFEXITED(*stopped));
+  CHECK(WEXITSTATUS(*stopped) == 0);  // a clean stop, not a death
+  CHECK(log.find("upgrade failed: the manager began to stop") != std::string::npos);
+  CHECK(log.find("took over from") == std::string::npos);
+  REQUIRE(upgrade_status);
+  CHECK(WEXITSTATUS(*upgrade_status) != 0);
+  CHECK(slow.get() == 200);  // the request in flight finished
+  for (const pid_t pid : workers)
+    CHECK_FALSE(process_exists(pid));
+}
+
+TEST_CASE("an upgrade whose metrics port another process took meanwhile keeps the workers",
+          "[manager][upgrade][security]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  ManagerProcess manager(
+      dir, {.listen = listen, .command = sample_worker_command(), .pool_keys = "workers = 2"}, 2);
+  const pid_t manager_pid = manager.process().pid();
+  const std::set<pid_t> workers = manager.worker_pids();
+  // Another local process binds the metrics port the moment the old program
+  // lets go of it.
+  std::atomic<bool> give_up = false;
+  auto squatter = std::async(std::launch::async, [&]() -> int {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;  // past the scrapes' connections in TIME_WAIT
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(manager.metrics_port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!give_up && std::chrono::steady_clock::now() < deadline) {
+      if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 &&
+          ::listen(fd, 1) == 0)
+        return fd;
+    }
+    ::close(fd);
+    return -1;
+  });
+  const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+  give_up = true;
+  const int squatted = squatter.get();
+  INFO(upgrade.out << upgrade.err << manager.process().log());
+  REQUIRE(squatted >= 0);  // it did take the port
+  CHECK(upgrade.exit_code == 0);
+  CHECK(manager.process().running());
+  CHECK(manager.process().pid() == manager_pid);
+  CHECK(manager.worker_pids() == workers);
+  CHECK(send_request(listen, get_request("/")).status() == 200);
+  // Once the port is free again, /metrics comes back by itself.
+  ::close(squatted);
+  CHECK(eventually(
+      [&] { return manager.scrape().find("scgi_upgrades_total") != std::string::npos; }, 15s));
 }

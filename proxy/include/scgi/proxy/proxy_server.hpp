@@ -77,8 +77,10 @@ class ProxyServer {
   // stay open) and lets the exchanges in flight finish within `timeout`; then
   // ends the rest as a shutdown does.
   asio::awaitable<void> pause(std::chrono::milliseconds timeout);
-  // Accepts again: the upgrade failed.
+  // Accepts again: the upgrade failed (not once shut_down() began).
   void resume();
+  // shut_down() began: an upgrade must not go on.
+  bool stopping() const { return stopping_.load(); }
   // The state for the next image; `descriptors` gets the sockets it keeps.
   // After pause(), on the control thread.
   nlohmann::json handover_state(std::vector<int>& descriptors) const;

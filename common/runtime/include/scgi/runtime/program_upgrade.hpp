@@ -13,6 +13,7 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -78,13 +79,16 @@ class HandedState {
 // The state handed over, if this start is an upgrade (nullopt otherwise).
 std::optional<HandedState> take_handed_state();
 
-// A descriptor the handed state names: true when it is open, and then made
-// close-on-exec again (workers started from now on do not inherit it).
+// A descriptor the handed state names: true when it is open. It stays
+// inheritable until finish_upgrade() (the previous program may have to take
+// it back); workers never get it, as they close all but their own.
 bool adopt_descriptor(int fd);
 
-// Once the daemon serves: logs that an upgrade took place (from which
-// version), or that this is the previous program, back after a failed one;
-// counts it (upgrade_counts) and tells systemd the (same) main PID.
+// Once the daemon serves: makes every descriptor close-on-exec, logs that an
+// upgrade took place (from which version) or that this is the previous
+// program, back after a failed one; counts it (upgrade_counts) and tells
+// systemd the (same) main PID. Before it, a daemon that cannot take over
+// calls HandedState::return_to_previous().
 void finish_upgrade(const std::optional<HandedState>& handed);
 
 // Upgrades of this daemon since it started (its first image), for
@@ -94,6 +98,16 @@ struct UpgradeCounts {
   std::uint64_t failed = 0;  // refused, or undone by the previous program
 };
 UpgradeCounts upgrade_counts();
+
+// A start that failed (`why` is logged): the new image of an upgrade gives
+// the state back to the previous program, which serves on (and this returns
+// only if that failed too); 1, the exit code, either way.
+int fail_start(std::optional<HandedState>& handed, const std::string& why);
+
+// After an upgrade, a part that the previous image had running but this one
+// cannot start yet (the /metrics port, taken meanwhile by another process) is
+// tried again every few seconds, rather than ending the daemon and its workers.
+void keep_trying(asio::io_context& control, std::function<bool()> attempt);
 
 // --- In the old image. ---
 
@@ -123,6 +137,9 @@ struct UpgradeSteps {
   std::function<nlohmann::json(std::vector<int>& descriptors)> state;
   std::function<asio::awaitable<void>()> pause;
   std::function<void()> resume;
+  // Why the upgrade cannot go on now (a stop began, say), or nullopt; asked
+  // before the check and again once paused, right before the exec.
+  std::function<std::optional<std::string>()> blocked;
 };
 asio::awaitable<std::string> upgrade_program(asio::any_io_executor executor,
                                              const UpgradeSteps& steps);
