@@ -602,9 +602,9 @@ def check_refused_and_fallback(machine, ports, deb, version, manager_text):
           f"the refused upgrade left the manager as it was: the previous program, pid "
           f"{manager_pid}, workers {workers} ({program_of(machine, manager_pid)!r})")
     journal = machine.journal(MANAGER)
-    check("upgrade failed: /usr/bin/scgi-manager --upgrade-check failed" in journal
+    check("upgrade refused: /etc/scgi/scgi.toml has errors" in journal
           and "this program serves on" in journal,
-          "the manager's journal says the upgrade failed and it serves on")
+          "the manager's journal says the upgrade was refused and it serves on")
 
     check(f"{PROXY}: the running version (pid {old_proxy}) cannot upgrade in place; "
           f"restarting it" in said, f"the postinst restarts the proxy that predates upgrades")

@@ -69,7 +69,10 @@ asio::awaitable<R> ManagerUpgrade::run(int connection_fd, json id) {
   if (running_) co_return R::fail("an upgrade is running already");
   // The new program reads the file: it must be what runs, or the workers it
   // takes over would run a command, user or socket the file no longer says.
-  if (auto differs = file_differs()) co_return R::fail("upgrade refused: " + *differs);
+  if (auto differs = file_differs()) {
+    log_error("upgrade refused: {}; this program serves on", *differs);
+    co_return R::fail("upgrade refused: " + *differs);
+  }
   running_ = true;
   reply_fd_ = connection_fd;
   reply_id_ = std::move(id);
@@ -98,7 +101,13 @@ asio::awaitable<R> ManagerUpgrade::run(int connection_fd, json id) {
 std::optional<std::string> ManagerUpgrade::file_differs() const {
   const Config& running = supervisor_.running_config();
   const ConfigResult file = load_config(running.path, Mode::manager, running_as());
-  if (!file) return running.path + " has errors (scgictl reload lists them): fix it, then upgrade";
+  if (!file) {
+    std::vector<std::string> errors;
+    for (const ConfigError& error : file.errors())
+      errors.push_back(error.to_string());
+    return fmt::format("{} has errors: {}: fix it, then upgrade", running.path,
+                       fmt::join(errors, "; "));
+  }
   const auto changes = describe_changes(running, file.config());
   if (changes.empty()) return std::nullopt;
   return fmt::format("{} differs from the running configuration ({}): run scgictl reload first",
