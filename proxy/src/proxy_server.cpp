@@ -147,6 +147,7 @@ bool ProxyServer::apply(const Config& config, std::vector<std::string>& errors) 
           if (backend->membership() == Backend::Membership::draining)
             pool->set_membership(backend, Backend::Membership::ready);
     }
+    carry_health(*pool);
 
     auto listener = new_listeners.find(pool_config.name);
     std::lock_guard lock(pools_mutex_);

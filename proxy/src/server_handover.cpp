@@ -93,6 +93,7 @@ struct PoolHandover {
   std::map<std::string, ErrorCounts> series;
   std::vector<std::pair<std::string, bool>> discovered;  // name, draining
   std::array<std::uint64_t, kResolutionResults.size()> resolutions{};
+  std::vector<std::string> down;  // backends found down (health probes run on them)
 };
 
 PoolHandover read_pool(const json& in) {
@@ -105,6 +106,7 @@ PoolHandover read_pool(const json& in) {
                                 backend.at("draining").get<bool>());
   if (in.contains("resolutions"))
     read_named_counts(in.at("resolutions"), kResolutionResults, out.resolutions);
+  out.down = in.value("down", std::vector<std::string>{});
   return out;
 }
 
@@ -174,6 +176,16 @@ std::shared_ptr<DiscoveryStats> ProxyServer::carry_over(Pool& pool, const PoolCo
   return nullptr;
 }
 
+void ProxyServer::carry_health(Pool& pool) {
+  if (!inherited_pools_.contains(pool.name())) return;
+  const PoolHandover earlier = read_pool(inherited_pools_.at(pool.name()));
+  for (const auto& backend : pool.backends())
+    if (std::find(earlier.down.begin(), earlier.down.end(), backend->name()) !=
+            earlier.down.end() &&
+        backend->mark_down() && pool.events().down)
+      pool.events().down(pool, backend);  // probed until it answers, as before
+}
+
 asio::awaitable<void> ProxyServer::pause(std::chrono::milliseconds timeout) {
   pausing_.store(true);
   std::vector<Listener*> listeners;
@@ -199,7 +211,12 @@ json ProxyServer::handover_state(std::vector<int>& descriptors) const {
     json series = json::object();
     for (const BackendSeries& one : entry.pool->backend_series())
       series[one.label] = one.errors;
-    json pool{{"stats", stats_to_json(entry.pool->stats().snapshot())}, {"series", series}};
+    json down = json::array();
+    for (const auto& backend : entry.pool->backends())
+      if (!backend->up()) down.push_back(backend->name());
+    json pool{{"stats", stats_to_json(entry.pool->stats().snapshot())},
+              {"series", series},
+              {"down", down}};
     if (entry.listener) {
       pool["listen"] = entry.listener->address().to_string();
       pool["listen_fd"] = entry.listener->fd();

@@ -192,7 +192,7 @@ void PoolSupervisor::spawn_failed(const WorkerPtr& worker) {
   feed(worker, WorkerEvent::spawn_failed);  // runs once the current transition is done
 }
 
-void PoolSupervisor::probe(const WorkerPtr& worker) {
+void PoolSupervisor::probe(const WorkerPtr& worker, std::optional<Clock::time_point> until) {
   if (worker->pid == 0) return;
   auto owner = worker_uid(config_);
   if (!owner) {
@@ -200,7 +200,7 @@ void PoolSupervisor::probe(const WorkerPtr& worker) {
     return;
   }
   const std::uint64_t epoch = worker->epoch;
-  const auto deadline = clock_.now() + config_.ready_timeout;
+  const auto deadline = until.value_or(clock_.now() + config_.ready_timeout);
   std::weak_ptr<Worker> weak = worker;
   std::weak_ptr<bool> alive = alive_;
   asio::co_spawn(
@@ -394,6 +394,7 @@ void PoolSupervisor::arm_deadline(const WorkerPtr& worker, std::chrono::nanoseco
   const std::uint64_t epoch = worker->epoch;
   std::weak_ptr<Worker> weak = worker;
   std::weak_ptr<bool> alive = alive_;
+  worker->deadline_at = clock_.now() + std::chrono::duration_cast<Clock::duration>(after);
   worker->deadline = clock_.after(after, [this, weak, alive, epoch, event] {
     auto worker = weak.lock();
     if (!alive.lock() || !worker || worker->epoch != epoch) return;

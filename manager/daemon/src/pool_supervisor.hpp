@@ -115,7 +115,8 @@ class PoolSupervisor {
   void carry_out(const WorkerPtr& worker, WorkerAction action, WorkerEvent cause);
   void spawn(const WorkerPtr& worker);
   void spawn_failed(const WorkerPtr& worker);
-  void probe(const WorkerPtr& worker);
+  // Until `deadline`, by default ready_timeout from now.
+  void probe(const WorkerPtr& worker, std::optional<Clock::time_point> deadline = std::nullopt);
   void route(const WorkerPtr& worker);
   // The worker's backend in the balancer, labelled by its slot.
   void add_to_balancer(const WorkerPtr& worker);

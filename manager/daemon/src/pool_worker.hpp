@@ -50,6 +50,7 @@ struct PoolSupervisor::Worker {
   // One deadline per worker; `epoch` changes with every state change, so an
   // alarm or probe that reports for an older state is ignored.
   std::unique_ptr<Alarm> deadline;
+  Clock::time_point deadline_at{};  // when `deadline` fires (an upgrade hands it on)
   std::uint64_t epoch = 0;
   bool feeding = false;
   std::vector<WorkerEvent> pending;

@@ -93,6 +93,9 @@ json PoolSupervisor::handover_state(std::vector<int>& descriptors) const {
                        {"restarts", worker->restarts},
                        {"last_exit", worker->last_exit},
                        {"recycle_retry_at", to_json_time(worker->recycle_retry_at)},
+                       // Its timer (stop_timeout, the backoff delay) goes on, not anew.
+                       {"deadline_at",
+                        worker->deadline ? json(to_json_time(worker->deadline_at)) : json(nullptr)},
                        {"requests", worker->backend ? worker->backend->requests() : 0}});
   }
   json restarts = json::object();
@@ -138,6 +141,8 @@ void PoolSupervisor::check_handover(const json& state) {
     worker.at("restarts").get<std::uint32_t>();
     worker.at("last_exit").get<std::string>();
     worker.at("requests").get<std::uint64_t>();
+    if (const json& deadline = worker.value("deadline_at", json()); !deadline.is_null())
+      from_json_time(deadline);
   }
 }
 
@@ -178,6 +183,14 @@ void PoolSupervisor::adopt(const json& state) {
     worker->recycle_retry_at = from_json_time(in.at("recycle_retry_at"));
     worker->limits = limits_for_new_process(config_, random_);
     workers_.push_back(worker);  // handed over in index order
+    // What is left of its timer: the previous image's deadline stands.
+    const json& deadline = in.value("deadline_at", json());
+    const auto left = [&](std::chrono::nanoseconds full) -> std::chrono::nanoseconds {
+      if (deadline.is_null()) return full;
+      return std::max(std::chrono::nanoseconds(0),
+                      std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          from_json_time(deadline) - clock_.now()));
+    };
 
     // Each where it was: its timer armed again, its backend back in the pool.
     switch (worker->slot.state) {
@@ -197,18 +210,18 @@ void PoolSupervisor::adopt(const json& state) {
         break;
       }
       case WorkerState::starting:
-        probe(worker);
+        probe(worker, worker->started_at + config_.ready_timeout);
         break;
       case WorkerState::draining:
         // Nothing is in flight on it: the previous image let every request end.
-        arm_deadline(worker, config_.stop_timeout, WorkerEvent::stop_timeout);
+        arm_deadline(worker, left(config_.stop_timeout), WorkerEvent::stop_timeout);
         post_event(worker, WorkerEvent::drained);
         break;
       case WorkerState::stopping:
-        arm_deadline(worker, config_.stop_timeout, WorkerEvent::stop_timeout);
+        arm_deadline(worker, left(config_.stop_timeout), WorkerEvent::stop_timeout);
         break;
       case WorkerState::backoff:
-        arm_deadline(worker, worker->restart_delay, WorkerEvent::backoff_done);
+        arm_deadline(worker, left(worker->restart_delay), WorkerEvent::backoff_done);
         break;
       case WorkerState::stopped:
         break;

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <thread>
 
 #include "../support/harness.hpp"
 
@@ -476,4 +477,36 @@ TEST_CASE("an upgrade whose metrics port another process took meanwhile keeps th
   ::close(squatted);
   CHECK(eventually(
       [&] { return manager.scrape().find("scgi_upgrades_total") != std::string::npos; }, 15s));
+}
+
+TEST_CASE("a worker's stop_timeout runs on through an upgrade instead of starting over",
+          "[manager][upgrade]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  // Its shell ignores SIGTERM: only the SIGKILL at stop_timeout ends it.
+  ManagerProcess manager(
+      dir,
+      {.listen = listen,
+       .command = {"/bin/sh", "-c",
+                   "trap '' TERM; \"$0\" --port \"$1\" & while :; do sleep 0.2; done",
+                   built_binary("scgi-sample-worker"), "{port}"},
+       .pool_keys = "workers = 1\nsocket = \"port\"\nstop_timeout = \"6s\""},
+      1);
+  const auto stopped_at = std::chrono::steady_clock::now();
+  Process stop = Process::start(scgictl_command(manager, {"stop", "app:0"}), dir.file("stop.out"),
+                                {}, dir.file("stop.err"));
+  REQUIRE(manager.wait_workers("stopping", 1, 5s));
+  std::this_thread::sleep_for(3s);  // half of stop_timeout gone before the upgrade
+  const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+  INFO(upgrade.out << upgrade.err << manager.process().log());
+  REQUIRE(upgrade.exit_code == 0);
+  REQUIRE(eventually(
+      [&] {
+        return manager.process().log().find("did not stop within stop_timeout") !=
+               std::string::npos;
+      },
+      15s));
+  // At 6 s after the stop, not 6 s after the upgrade (9 s): 2 s of slack.
+  CHECK(std::chrono::steady_clock::now() - stopped_at < 8s);
+  stop.wait(5s);
 }

@@ -467,3 +467,33 @@ TEST_CASE(
   CHECK(metric_value(scrape, R"(scgi_requests_total{code="200",pool="over-tcp"})") == 4);
   CHECK(exited_with(proxy.process().stop(), 0));
 }
+
+TEST_CASE("a backend found down stays down through an upgrade and is probed, not tried",
+          "[proxy][upgrade]") {
+  TempDir dir;
+  SampleWorker alive(dir, "alive");
+  const Address dead = loopback(free_port());  // nothing listens there
+  const Address listen = loopback(free_port());
+  const std::uint16_t metrics_port = free_port();
+  UpgradableProxy proxy(
+      dir,
+      one_pool_config(
+          {.listen = listen, .backends = {alive.address(), dead}, .metrics_port = metrics_port}),
+      listen, metrics_port);
+  const std::string dead_up = "scgi_backend_up{backend=\"" + dead.to_string() + "\",pool=\"app\"}";
+  // Requests find it refusing: it is marked down (they are retried on the other).
+  REQUIRE(eventually([&] {
+    send_request(listen, get_request("/"), 5s);
+    return metric_value(proxy.scrape(), dead_up) == 0;
+  }));
+  const double errors_before = metric_sum(proxy.scrape(), "scgi_backend_errors_total");
+  REQUIRE(proxy.upgrade(kTookOver));
+  INFO(proxy.log());
+  // Down from the first moment, before any request could try it.
+  const std::string after = proxy.scrape();
+  CHECK(metric_value(after, dead_up) == 0);
+  for (int i = 0; i < 20; ++i)
+    CHECK(send_request(listen, get_request("/"), 5s).status() == 200);
+  // Not tried by those requests: no connect error more than before.
+  CHECK(metric_sum(proxy.scrape(), "scgi_backend_errors_total") == errors_before);
+}

@@ -65,6 +65,12 @@ class Backend {
   // request or of a probe) marks it up. Each returns true when `up` changed.
   bool record_connect_failure();
   bool record_connect_success();
+  // An upgrade's: down, as the previous image had found it (its errors
+  // counted there already); true when `up` changed.
+  bool mark_down() {
+    consecutive_failures_.store(kFailuresToMarkDown, std::memory_order_relaxed);
+    return up_.exchange(false, std::memory_order_acq_rel);
+  }
   // Errors by kind, for scgi_backend_errors_total.
   void count_error(BackendErrorKind kind);
   std::uint64_t errors(BackendErrorKind kind) const;

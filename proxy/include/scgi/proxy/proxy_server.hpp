@@ -147,6 +147,9 @@ class ProxyServer {
   // A pool apply() creates continues where the previous image's left off;
   // a discover pool's discovery counters come back, to go with it.
   std::shared_ptr<DiscoveryStats> carry_over(Pool& pool, const PoolConfig& config);
+  // Once its backends are there: those the previous image found down are
+  // down here too, probed until they answer (not tried by requests first).
+  void carry_health(Pool& pool);
   void accept(const std::shared_ptr<Pool>& pool, Socket socket);
   // Waits up to `timeout` for the exchanges in flight to end, then ends the rest.
   asio::awaitable<void> finish_exchanges(std::chrono::milliseconds timeout);
