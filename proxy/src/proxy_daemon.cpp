@@ -58,18 +58,13 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
     return fail_start(handed, "fix the errors above");
   }
   std::unique_ptr<MetricsServer> metrics;
-  // Also after a failed upgrade, which closed it.
+  // An upgrade's new image takes the previous one's socket and waiting scrapes.
+  const nlohmann::json* handed_metrics = handed && handed->daemon_state().contains("metrics")
+                                             ? &handed->daemon_state().at("metrics")
+                                             : nullptr;
   const auto start_metrics = [&] {
-    if (!config.metrics.listen) return true;
-    std::string error;
-    metrics = MetricsServer::start(*config.metrics.listen, "scgi-proxy", error);
-    if (!metrics) {
-      log_error("{}", error);
-      return false;
-    }
-    metrics->add(server.metrics());
-    log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
-    return true;
+    return start_metrics_server(config.metrics, "scgi-proxy", {server.metrics()}, handed_metrics,
+                                metrics);
   };
   if (!start_metrics()) {
     if (!handed) return 1;
@@ -83,16 +78,18 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
       .program = "scgi-proxy",
       .state =
           [&](std::vector<int>& descriptors) {
-            return nlohmann::json{{"balancer", server.handover_state(descriptors)}};
+            nlohmann::json state{{"balancer", server.handover_state(descriptors)}};
+            if (metrics) state["metrics"] = metrics->handover_state(descriptors);
+            return state;
           },
       .pause = [&]() -> asio::awaitable<void> {
         co_await server.pause(running.proxy.shutdown_timeout);
-        metrics.reset();  // its port is bound anew by the next image
+        if (metrics) co_await metrics->pause();  // scrapes meanwhile wait in its backlog
       },
       .resume =
           [&] {
             server.resume();
-            if (!server.stopping() && !start_metrics()) keep_trying(control, start_metrics);
+            if (metrics) metrics->resume();
           },
       .blocked = [&]() -> std::optional<std::string> {
         if (server.stopping()) return "scgi-proxy began to stop";

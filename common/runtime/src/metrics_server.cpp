@@ -1,61 +1,42 @@
 #include "scgi/runtime/metrics_server.hpp"
-#include "scgi/runtime/program_upgrade.hpp"
 
-#include <dirent.h>
 #include <netinet/in.h>
-#include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <asio/buffer.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
 
-#include <cstdlib>
+#include <algorithm>
+#include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
+#include "scgi/log.hpp"
+#include "scgi/runtime/endpoint.hpp"
 #include "scgi/runtime/metric_families.hpp"
+#include "scgi/runtime/program_upgrade.hpp"
+#include "scgi/runtime/scrape_request.hpp"
 
 namespace scgi {
 namespace {
 
-// Scrapes served at once. civetweb gives each connection a whole thread until
-// its request has arrived, so these many idle connections delay a scrape by
-// up to kRequestTimeout (then they are closed); more are served in turn.
-constexpr int kServingThreads = 4;
-// The whole request (line and headers) must arrive by then, and a response
-// must be taken within it. Prometheus sends its GET at once; 30 s (civetweb's
-// default) let one silent connection hold the only thread for every scrape.
-constexpr int kRequestTimeoutMs = 3000;
+using asio::experimental::as_tuple;
+using namespace asio::experimental::awaitable_operators;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
 
-// The TCP port a socket is bound to locally; 0 when it is not a TCP/IP socket.
-int local_port(int fd) {
-  sockaddr_storage address{};
-  socklen_t size = sizeof address;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return 0;
-  if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in&>(address).sin_port);
-  if (address.ss_family == AF_INET6)
-    return ntohs(reinterpret_cast<sockaddr_in6&>(address).sin6_port);
-  return 0;
-}
-
-// Wakes civetweb's threads so that stopping it does not wait for them: its
-// accepting thread looks for the stop request only between poll()s of up to
-// 2 s (its SOCKET_TIMEOUT_QUANTUM, fixed at build time), and so does a thread
-// waiting for a silent client. Shutting down every socket bound to the
-// exporter's ports (the listening one and those it accepted) ends those polls
-// at once. No other socket of this process has such a local port: the kernel
-// never picks a bound port as the local port of an outgoing connection.
-void wake_exporter_threads(const std::vector<int>& ports) {
-  DIR* folder = ::opendir("/proc/self/fd");
-  if (folder == nullptr) return;  // no /proc: the stop just takes up to 2 s longer
-  while (const dirent* entry = ::readdir(folder)) {
-    char* end = nullptr;
-    const long fd = std::strtol(entry->d_name, &end, 10);
-    if (end == entry->d_name || *end != '\0' || fd == ::dirfd(folder)) continue;
-    const int port = local_port(static_cast<int>(fd));
-    for (const int exporter_port : ports)
-      if (port != 0 && port == exporter_port) ::shutdown(static_cast<int>(fd), SHUT_RDWR);
-  }
-  ::closedir(folder);
-}
+constexpr auto kNoThrow = as_tuple(asio::use_awaitable);
+constexpr int kBacklog = 128;
 
 // scgi_build_info: one series, always 1, its labels say what runs.
 class BuildInfo final : public prometheus::Collectable {
@@ -79,42 +60,282 @@ class BuildInfo final : public prometheus::Collectable {
   std::string program_;
 };
 
+std::string received_bytes(const json& connection) {
+  const auto bytes = connection.at("received").get<std::vector<unsigned char>>();
+  return std::string(bytes.begin(), bytes.end());
+}
+
 }  // namespace
 
-MetricsServer::MetricsServer(Address address, std::unique_ptr<prometheus::Exposer> exposer)
-    : address_(std::move(address)), exposer_(std::move(exposer)) {}
+// One client connection: its socket, what it sent, until when it may send it.
+struct MetricsServer::Connection {
+  explicit Connection(asio::io_context& context) : socket(context) {}
+  Socket socket;
+  std::string received;
+  Clock::time_point read_by;
+  bool request_arrived = false;
+};
+
+MetricsServer::MetricsServer(Address address, std::string program, const Collectables& collectables)
+    : address_(std::move(address)),
+      build_info_(std::make_shared<BuildInfo>(std::move(program))),
+      collectables_(collectables) {
+  collectables_.insert(collectables_.begin(), build_info_);
+}
 
 MetricsServer::~MetricsServer() {
-  wake_exporter_threads(exposer_->GetListeningPorts());
-  exposer_.reset();
+  stop_thread();
+  connections_.clear();  // their sockets close before the context they belong to
+  for (const PausedConnection& connection : paused_)
+    ::close(connection.fd);
 }
 
 std::unique_ptr<MetricsServer> MetricsServer::start(const Address& address,
                                                     const std::string& program,
-                                                    std::string& error) {
+                                                    const Collectables& collectables,
+                                                    const json* handed, std::string& error) {
   if (address.is_unix()) {
     error = "metrics.listen must be a TCP address, not " + address.to_string();
     return nullptr;
   }
-  try {
-    auto exposer = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
-        "listening_ports", address.to_string(),                   //
-        "num_threads", std::to_string(kServingThreads),           //
-        "request_timeout_ms", std::to_string(kRequestTimeoutMs),  //
-        "enable_keep_alive", "no",                                // one scrape, one connection
-    });
-    std::unique_ptr<MetricsServer> server(new MetricsServer(address, std::move(exposer)));
-    server->build_info_ = std::make_shared<BuildInfo>(program);
-    server->add(server->build_info_);
-    return server;
-  } catch (const std::exception& e) {
-    error = "cannot serve metrics on " + address.to_string() + ": " + e.what();
+  auto endpoints = resolve_endpoints(address);
+  if (!endpoints) {
+    error = "cannot serve metrics on " + address.to_string() + ": " + endpoints.error();
+    if (handed) close_handover(*handed);
     return nullptr;
+  }
+  const Endpoint endpoint = endpoints.value().front();
+  std::unique_ptr<MetricsServer> server(new MetricsServer(address, program, collectables));
+  std::vector<PausedConnection> carried;
+  asio::error_code failure;
+  // The previous image's socket when it listens where the file says: the
+  // scrapes waiting in its backlog are answered.
+  if (handed && handed->at("listen").get<std::string>() == address.to_string() &&
+      adopt_descriptor(handed->at("fd").get<int>())) {
+    server->acceptor_.assign(endpoint.protocol(), handed->at("fd").get<int>(), failure);
+    for (const json& connection : handed->at("connections"))
+      if (adopt_descriptor(connection.at("fd").get<int>()))
+        carried.push_back(
+            {connection.at("fd").get<int>(), received_bytes(connection),
+             std::chrono::milliseconds(connection.at("time_left_ms").get<std::int64_t>())});
+  } else {
+    if (handed) close_handover(*handed);
+    Acceptor& acceptor = server->acceptor_;
+    acceptor.open(endpoint.protocol(), failure);
+    if (!failure) acceptor.set_option(Acceptor::reuse_address(true), failure);
+    if (!failure && address.host_is_ipv6()) {
+      const int one = 1;
+      ::setsockopt(acceptor.native_handle(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (!failure) acceptor.bind(endpoint, failure);
+    if (!failure) acceptor.listen(kBacklog, failure);
+  }
+  if (failure) {
+    error = "cannot serve metrics on " + address.to_string() + ": " + failure.message();
+    return nullptr;
+  }
+  server->resume_with(std::move(carried));
+  return server;
+}
+
+void MetricsServer::close_handover(const json& state) {
+  if (adopt_descriptor(state.at("fd").get<int>())) ::close(state.at("fd").get<int>());
+  for (const json& connection : state.at("connections"))
+    if (adopt_descriptor(connection.at("fd").get<int>())) ::close(connection.at("fd").get<int>());
+}
+
+std::string MetricsServer::collect_text() {
+  std::vector<prometheus::MetricFamily> families;
+  for (const auto& weak : collectables_)
+    if (const auto collectable = weak.lock()) {
+      auto more = collectable->Collect();
+      std::move(more.begin(), more.end(), std::back_inserter(families));
+    }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+void MetricsServer::resume_with(std::vector<PausedConnection> connections) {
+  pausing_ = false;
+  context_.restart();
+  for (PausedConnection& paused : connections) {
+    auto connection = connections_.emplace(connections_.end(), context_);
+    asio::error_code failure;
+    connection->socket.assign(acceptor_.local_endpoint().protocol(), paused.fd, failure);
+    if (failure) ::close(paused.fd);
+    connection->received = std::move(paused.received);
+    connection->read_by = Clock::now() + paused.time_left;
+    spawn_serving(connection);
+  }
+  busy_.fetch_add(1);
+  asio::co_spawn(context_, accept_loop(), [this](const std::exception_ptr& failure) {
+    busy_.fetch_sub(1);
+    if (failure) log_error("/metrics: the accept loop failed");
+  });
+  thread_ = std::thread([this] { context_.run(); });
+}
+
+void MetricsServer::spawn_serving(std::list<Connection>::iterator connection) {
+  busy_.fetch_add(1);
+  asio::co_spawn(context_, serve(connection), [this](const std::exception_ptr& failure) {
+    busy_.fetch_sub(1);
+    if (failure) log_error("/metrics: a connection failed");
+  });
+}
+
+void MetricsServer::stop_thread() {
+  context_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+asio::awaitable<void> MetricsServer::accept_loop() {
+  asio::steady_timer pause(context_);
+  while (!pausing_) {
+    Socket socket(context_);
+    const auto [failure] = co_await acceptor_.async_accept(socket, kNoThrow);
+    if (pausing_ || failure == asio::error::operation_aborted) co_return;
+    if (failure) {  // out of descriptors, most likely: wait, the backlog keeps them
+      pause.expires_after(std::chrono::milliseconds(100));
+      co_await pause.async_wait(kNoThrow);
+      continue;
+    }
+    make_room();
+    auto connection = connections_.emplace(connections_.end(), context_);
+    connection->socket = std::move(socket);
+    connection->read_by = Clock::now() + kRequestTimeout;
+    spawn_serving(connection);
   }
 }
 
-void MetricsServer::add(const std::weak_ptr<prometheus::Collectable>& collectable) {
-  exposer_->RegisterCollectable(collectable);
+void MetricsServer::make_room() {
+  if (connections_.size() < kMaxConnections) return;
+  const auto waiting = std::find_if(connections_.begin(), connections_.end(),
+                                    [](const Connection& c) { return !c.request_arrived; });
+  if (waiting != connections_.end()) waiting->socket.close();
+}
+
+asio::awaitable<void> MetricsServer::serve(std::list<Connection>::iterator connection) {
+  Connection& client = *connection;
+  if (co_await read_request(client)) co_await answer(client);
+  if (client.socket.is_open()) {
+    asio::error_code ignored;
+    client.socket.shutdown(Socket::shutdown_send, ignored);
+    client.socket.close(ignored);
+  }
+  connections_.erase(connection);
+}
+
+asio::awaitable<bool> MetricsServer::read_request(Connection& client) {
+  asio::steady_timer deadline(context_);
+  std::array<char, 4096> chunk;
+  while (end_of_request_head(client.received) == std::string::npos &&
+         client.received.size() <= kMaxScrapeHeadBytes) {
+    if (pausing_) {  // an upgrade: the next image reads the rest
+      hand_over(client);
+      co_return false;
+    }
+    deadline.expires_at(client.read_by);
+    const auto result = co_await (client.socket.async_read_some(asio::buffer(chunk), kNoThrow) ||
+                                  deadline.async_wait(kNoThrow));
+    if (result.index() == 1) co_return false;  // too slow: closed
+    const auto [failure, size] = std::get<0>(result);
+    client.received.append(chunk.data(), size);
+    // Cancelled by pause(): handed over at the top of the loop.
+    if (failure && !(failure == asio::error::operation_aborted && pausing_)) co_return false;
+  }
+  client.request_arrived = true;
+  co_return true;
+}
+
+asio::awaitable<void> MetricsServer::answer(Connection& client) {
+  const std::string_view received = client.received;
+  const ScrapeAnswer answer = answer_scrape(received.substr(0, end_of_request_head(received)));
+  const std::string response =
+      scrape_response(answer, answer.status == 200 ? collect_text() : std::string());
+  asio::steady_timer deadline(context_, kRequestTimeout);
+  co_await (asio::async_write(client.socket, asio::buffer(response), kNoThrow) ||
+            deadline.async_wait(kNoThrow));
+}
+
+void MetricsServer::hand_over(Connection& client) {
+  asio::error_code failure;
+  const int fd = client.socket.release(failure);
+  if (failure) return;  // closed with its socket
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(client.read_by - Clock::now());
+  paused_.push_back({fd, std::move(client.received), std::max(left, std::chrono::milliseconds(0))});
+}
+
+asio::awaitable<void> MetricsServer::pause() {
+  asio::post(context_, [this] {
+    pausing_ = true;
+    asio::error_code ignored;
+    acceptor_.cancel(ignored);
+    for (Connection& connection : connections_)
+      if (!connection.request_arrived) connection.socket.cancel(ignored);
+  });
+  // Responses being written end by their deadline; the rest leave at once.
+  asio::steady_timer poll(co_await asio::this_coro::executor);
+  const auto give_up = Clock::now() + kRequestTimeout + std::chrono::seconds(1);
+  while (busy_.load() > 0 && Clock::now() < give_up) {
+    poll.expires_after(std::chrono::milliseconds(5));
+    co_await poll.async_wait(kNoThrow);
+  }
+  stop_thread();
+}
+
+void MetricsServer::resume() {
+  std::vector<PausedConnection> paused = std::move(paused_);
+  paused_.clear();
+  resume_with(std::move(paused));
+}
+
+json MetricsServer::handover_state(std::vector<int>& descriptors) const {
+  json connections = json::array();
+  for (const PausedConnection& connection : paused_) {
+    connections.push_back({{"fd", connection.fd},
+                           {"received", std::vector<unsigned char>(connection.received.begin(),
+                                                                   connection.received.end())},
+                           {"time_left_ms", connection.time_left.count()}});
+    descriptors.push_back(connection.fd);
+  }
+  const int fd = const_cast<Acceptor&>(acceptor_).native_handle();  // a getter, despite its type
+  descriptors.push_back(fd);
+  return {{"listen", address_.to_string()}, {"fd", fd}, {"connections", connections}};
+}
+
+std::optional<std::string> MetricsServer::check_handover(const json& state) {
+  try {
+    state.at("listen").get<std::string>();
+    if (state.at("fd").get<int>() < 0) return "/metrics: no listening socket";
+    for (const json& connection : state.at("connections")) {
+      connection.at("fd").get<int>();
+      const auto received = connection.at("received").get<std::vector<unsigned char>>();
+      const auto left = connection.at("time_left_ms").get<std::int64_t>();
+      if (received.size() > kMaxScrapeHeadBytes || left < 0 || left > kRequestTimeout.count())
+        return "/metrics: a connection out of bounds";
+    }
+  } catch (const std::exception& e) {
+    return std::string("/metrics: ") + e.what();
+  }
+  return std::nullopt;
+}
+
+bool start_metrics_server(const MetricsConfig& config, const std::string& program,
+                          const MetricsServer::Collectables& collectables, const json*& handed,
+                          std::unique_ptr<MetricsServer>& server) {
+  const json* const previous = std::exchange(handed, nullptr);
+  if (!config.listen) {
+    if (previous) MetricsServer::close_handover(*previous);  // turned off meanwhile
+    return true;
+  }
+  std::string error;
+  server = MetricsServer::start(*config.listen, program, collectables, previous, error);
+  if (!server) {
+    log_error("{}", error);
+    return false;
+  }
+  log_info("metrics on http://{}/metrics", config.listen->to_string());
+  return true;
 }
 
 }  // namespace scgi

@@ -267,6 +267,13 @@ std::optional<HandedState> take_handed_state() {
   HandedState handed(text ? nlohmann::json::parse(text.value(), nullptr, false) : nlohmann::json(),
                      return_fd, fallback_fd, std::move(failed));
   if (!text) handed.read_error_ = text.error();
+  // Counted now, before /metrics serves: a scrape never sees the count lower.
+  const nlohmann::json counts = handed.state_.is_object() ? handed.upgrades() : nlohmann::json();
+  if (counts.is_object()) {
+    g_upgrades_done = counts.value("done", std::uint64_t{0});
+    g_upgrades_failed = counts.value("failed", std::uint64_t{0});
+    ++(handed.failed_upgrade() ? g_upgrades_failed : g_upgrades_done);
+  }
   return handed;
 }
 
@@ -279,10 +286,6 @@ void finish_upgrade(const std::optional<HandedState>& handed) {
   // Everything handed over is taken: none of it may reach a process started
   // from now on (workers close all but theirs anyway; an upgrade check too).
   close_on_exec_all_but({});
-  const nlohmann::json counts = handed->upgrades();
-  g_upgrades_done = counts.value("done", std::uint64_t{0});
-  g_upgrades_failed = counts.value("failed", std::uint64_t{0});
-  ++(handed->failed_upgrade() ? g_upgrades_failed : g_upgrades_done);
   notify_main_pid(::getpid());  // the same PID: said for whoever watches it
   if (handed->failed_upgrade())
     log_error("upgrade failed: {}; the previous program ({}) serves on, nothing lost",

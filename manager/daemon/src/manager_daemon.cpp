@@ -56,29 +56,16 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
   auto manager_metrics =
       std::make_shared<ManagerMetrics>([&supervisor] { return supervisor.snapshot(); });
   std::unique_ptr<MetricsServer> metrics;
-  // Also after a failed upgrade, which closed it.
+  // An upgrade's new image takes the previous one's socket and waiting scrapes.
+  const nlohmann::json* handed_metrics =
+      state && state->contains("metrics") ? &state->at("metrics") : nullptr;
   const auto start_metrics = [&] {
-    if (!config.metrics.listen) return true;
-    std::string error;
-    metrics = MetricsServer::start(*config.metrics.listen, "scgi-manager", error);
-    if (!metrics) {
-      log_error("{}", error);
-      return false;
-    }
-    metrics->add(server.metrics());
-    metrics->add(manager_metrics);
-    log_info("metrics on http://{}/metrics", config.metrics.listen->to_string());
-    return true;
+    return start_metrics_server(config.metrics, "scgi-manager", {server.metrics(), manager_metrics},
+                                handed_metrics, metrics);
   };
-  if (!start_metrics()) {
-    if (!handed) return 1;
-    keep_trying(control, start_metrics);  // the pools serve on meanwhile
-  }
-  ManagerUpgrade upgrade(
-      control, server, supervisor, control_server, [&] { metrics.reset(); },
-      [&] {
-        if (!start_metrics()) keep_trying(control, start_metrics);
-      });
+  // A first start fails before any worker starts.
+  if (!handed && !start_metrics()) return 1;
+  ManagerUpgrade upgrade(control, server, supervisor, control_server, metrics);
   supervisor.on_upgrade([&](int connection_fd, nlohmann::json id) {
     return upgrade.run(connection_fd, std::move(id));
   });
@@ -108,6 +95,8 @@ int run_manager_daemon(const std::string& config_path, const Config& config,
       log_error("{}", error);
     return fail_start(handed, "fix the errors above");
   }
+  // An upgrade's image: after the last step that may give the state back.
+  if (handed && !start_metrics()) keep_trying(control, start_metrics);  // the pools serve on
   server.start();
   if (handed) {
     finish_upgrade(handed);

@@ -28,23 +28,22 @@ constexpr auto kBusyWaitLimit = std::chrono::minutes(10);
 
 ManagerUpgrade::ManagerUpgrade(asio::io_context& control, proxy::ProxyServer& server,
                                Supervisor& supervisor, ControlServer& control_server,
-                               std::function<void()> metrics_off, std::function<void()> metrics_on)
+                               const std::unique_ptr<MetricsServer>& metrics)
     : control_(control),
       server_(server),
       supervisor_(supervisor),
       control_server_(control_server),
-      metrics_off_(std::move(metrics_off)),
-      metrics_on_(std::move(metrics_on)) {
+      metrics_(metrics) {
   steps_ = {.program = "scgi-manager",
             .state = [this](std::vector<int>& descriptors) { return state(descriptors); },
             .pause = [this]() -> asio::awaitable<void> {
               co_await server_.pause(supervisor_.shutdown_timeout());
-              metrics_off_();
+              if (metrics_) co_await metrics_->pause();  // scrapes meanwhile wait in its backlog
             },
             .resume =
                 [this] {
                   server_.resume();
-                  if (!server_.stopping()) metrics_on_();
+                  if (metrics_) metrics_->resume();
                 },
             .blocked = [this]() -> std::optional<std::string> {
               if (server_.stopping()) return "the manager began to stop";
@@ -58,6 +57,7 @@ json ManagerUpgrade::state(std::vector<int>& descriptors) const {
            {"supervisor", supervisor_.handover_state(descriptors)},
            {"control_fd", control_server_.listening_fd()}};
   descriptors.push_back(control_server_.listening_fd());
+  if (metrics_) out["metrics"] = metrics_->handover_state(descriptors);
   if (reply_fd_ >= 0) {
     out["reply"] = {{"fd", reply_fd_}, {"id", reply_id_}};
     descriptors.push_back(reply_fd_);
@@ -139,6 +139,8 @@ std::optional<std::string> ManagerUpgrade::check_state(const json& state) {
   try {
     if (auto problem = proxy::ProxyServer::check_handover(state.at("balancer"))) return problem;
     if (auto problem = Supervisor::check_handover(state.at("supervisor"))) return problem;
+    if (state.contains("metrics"))
+      if (auto problem = MetricsServer::check_handover(state.at("metrics"))) return problem;
     state.at("control_fd").get<int>();
     if (state.contains("reply")) state.at("reply").at("fd").get<int>();
   } catch (const std::exception& e) {

@@ -2,7 +2,7 @@
 // or the proxy itself"), on SIGUSR2 or `scgictl upgrade`: refused while the
 // configuration file differs from what runs; waits for a rolling restart to
 // end; then runs program_upgrade.hpp's steps with the manager's parts (the
-// balancer, the supervisor with its workers, the control socket, and the
+// balancer, the supervisor with its workers, the control socket, /metrics, and the
 // asking scgictl connection, which the next image answers), commands that
 // change pools refused meanwhile, and cancelled by a stop. One at a time.
 #pragma once
@@ -12,11 +12,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include <functional>
+#include <memory>
 #include <optional>
 
 #include "scgi/proxy/proxy_server.hpp"
 #include "scgi/result.hpp"
+#include "scgi/runtime/metrics_server.hpp"
 #include "scgi/runtime/program_upgrade.hpp"
 
 namespace scgi::manager {
@@ -26,11 +27,10 @@ class Supervisor;
 
 class ManagerUpgrade {
  public:
-  // `metrics_off`/`metrics_on`: the /metrics server closes its port for the
-  // next image, and opens it again when the upgrade failed.
+  // `metrics`: the /metrics server when there is one (it may start later),
+  // paused and handed over with the rest.
   ManagerUpgrade(asio::io_context& control, proxy::ProxyServer& server, Supervisor& supervisor,
-                 ControlServer& control_server, std::function<void()> metrics_off,
-                 std::function<void()> metrics_on);
+                 ControlServer& control_server, const std::unique_ptr<MetricsServer>& metrics);
 
   // Completes only when the upgrade failed (why). `connection_fd` (or -1):
   // the scgictl connection that asked, answered by the next image to `id`.
@@ -52,8 +52,7 @@ class ManagerUpgrade {
   proxy::ProxyServer& server_;
   Supervisor& supervisor_;
   ControlServer& control_server_;
-  std::function<void()> metrics_off_;
-  std::function<void()> metrics_on_;
+  const std::unique_ptr<MetricsServer>& metrics_;
   UpgradeSteps steps_;
   bool running_ = false;
   int reply_fd_ = -1;

@@ -8,6 +8,7 @@
 // replacing that copy is how a test chooses the "new program".
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +28,7 @@
 #include <thread>
 
 #include "../support/harness.hpp"
+#include "../support/scrape_checks.hpp"
 
 using namespace scgi;
 using namespace scgi::test;
@@ -145,65 +147,6 @@ class ClientLoad {
   std::vector<std::thread> threads_;
 };
 
-// Every sample of every counter and histogram of the project's own (scgi_*)
-// in a scrape, series -> value: the ones Prometheus must never see go down.
-// prometheus-cpp's own exposer_* counters describe the exporter that each
-// image starts anew, and begin again at 0.
-std::map<std::string, double> monotonic_samples(const std::string& scrape) {
-  std::set<std::string> counters;
-  std::set<std::string> histograms;
-  std::istringstream in(scrape);
-  for (std::string line; std::getline(in, line);) {
-    std::istringstream words(line);
-    std::string hash, type, name, kind;
-    if (!(words >> hash >> type >> name >> kind) || hash != "#" || type != "TYPE") continue;
-    if (!name.starts_with("scgi_")) continue;
-    if (kind == "counter") counters.insert(name);
-    if (kind == "histogram") histograms.insert(name);
-  }
-  const auto monotonic = [&](const std::string& name) {
-    if (counters.contains(name)) return true;
-    for (const char* suffix : {"_bucket", "_sum", "_count"})
-      if (name.ends_with(suffix) &&
-          histograms.contains(name.substr(0, name.size() - std::strlen(suffix))))
-        return true;
-    return false;
-  };
-  std::map<std::string, double> samples;
-  in.clear();
-  in.seekg(0);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto space = line.rfind(' ');
-    if (space == std::string::npos) continue;
-    const std::string series = line.substr(0, space);
-    if (!monotonic(series.substr(0, series.find('{')))) continue;
-    samples[series] = std::stod(line.substr(space + 1));
-  }
-  return samples;
-}
-
-// The counters and histograms that went down, or vanished, from one scrape
-// to the next; empty when every one continued.
-std::vector<std::string> went_down(const std::string& before, const std::string& after) {
-  const auto then = monotonic_samples(before);
-  const auto now = monotonic_samples(after);
-  std::vector<std::string> out;
-  for (const char* needed : {"scgi_requests_total{", "scgi_request_outcomes_total{",
-                             "scgi_request_duration_seconds_count{"})
-    if (std::none_of(then.begin(), then.end(),
-                     [&](const auto& sample) { return sample.first.starts_with(needed); }))
-      out.push_back(std::string(needed) + "...}: not in the scrape before");
-  for (const auto& [series, value] : then) {
-    const auto it = now.find(series);
-    if (it == now.end())
-      out.push_back(series + ": gone (was " + fmt::format("{}", value) + ")");
-    else if (it->second < value)
-      out.push_back(fmt::format("{}: {} -> {}", series, value, it->second));
-  }
-  return out;
-}
-
 const std::string kBuildInfo =
     fmt::format(R"(scgi_build_info{{program="scgi-proxy",version="{}"}})", SCGI_VERSION);
 
@@ -263,11 +206,13 @@ struct OnePoolProxy {
   SampleWorker first;
   SampleWorker second;
   Address listen;
+  std::uint16_t metrics_port;
   UpgradableProxy proxy;
-  explicit OnePoolProxy(const TempDir& dir, std::uint16_t metrics_port = free_port())
+  explicit OnePoolProxy(const TempDir& dir, std::uint16_t metrics_port_in = free_port())
       : first(dir, "w1"),
         second(dir, "w2"),
         listen(loopback(free_port())),
+        metrics_port(metrics_port_in),
         proxy(dir,
               one_pool_config({.listen = listen,
                                .backends = {first.address(), second.address()},
@@ -283,6 +228,23 @@ void check_no_failures(ClientLoad& load, int at_least) {
   CHECK(load.sent() >= at_least);
 }
 
+// A scrape whose request is only half sent: the rest comes later, maybe to
+// the next image.
+class HalfSentScrape {
+ public:
+  explicit HalfSentScrape(std::uint16_t port) : fd_(connect_to(loopback(port))) {
+    if (fd_ < 0 || ::send(fd_, "GET /metr", 9, MSG_NOSIGNAL) != 9)
+      throw std::runtime_error("cannot begin a scrape");
+  }
+  ~HalfSentScrape() { ::close(fd_); }
+  HalfSentScrape(const HalfSentScrape&) = delete;
+  HalfSentScrape& operator=(const HalfSentScrape&) = delete;
+  Response finish() { return send_request_on(fd_, "ics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 5s); }
+
+ private:
+  int fd_;
+};
+
 }  // namespace
 
 TEST_CASE("five upgrades in a row under load: the same PID, no failed request, counters go on",
@@ -292,6 +254,8 @@ TEST_CASE("five upgrades in a row under load: the same PID, no failed request, c
   UpgradableProxy& proxy = setup.proxy;
   ClientLoad load(setup.listen);
   REQUIRE(load_flows(proxy));
+  // Scrapes back to back meanwhile: each answered, no counter ever lower.
+  ScrapeLoad scrapes(setup.metrics_port);
   for (int i = 1; i <= 5; ++i) {
     CAPTURE(i);
     upgrade_in_place(proxy, setup.listen);
@@ -300,6 +264,11 @@ TEST_CASE("five upgrades in a row under load: the same PID, no failed request, c
     REQUIRE(load_flows(proxy));
   }
   check_no_failures(load, 200);
+  scrapes.stop();
+  INFO(fmt::format("{} scrapes; failed: {}", scrapes.scrapes(),
+                   fmt::join(scrapes.failures(), "; ")));
+  CHECK(scrapes.failures().empty());
+  CHECK(scrapes.scrapes() >= 50);
   const std::string log = proxy.log();
   INFO(log);
   CHECK(log.find("upgrade failed") == std::string::npos);
@@ -382,6 +351,7 @@ TEST_CASE(
   // Its check passes (the state untouched); its real start reads format 99.
   proxy.install(state_corrupting_script(dir, kAtRealStart));
   const std::string before = proxy.scrape();
+  ScrapeLoad scrapes(setup.metrics_port);
   const bool previous_back = proxy.upgrade(kPreviousBack);
   {
     const std::string log = proxy.log();
@@ -400,6 +370,10 @@ TEST_CASE(
   CHECK(metric_value(after, kBuildInfo) == 1);
   INFO(fmt::format("{}", fmt::join(went_down(before, after), "\n")));
   CHECK(went_down(before, after).empty());
+  scrapes.stop();
+  INFO(fmt::format("{} scrapes; failed: {}", scrapes.scrapes(),
+                   fmt::join(scrapes.failures(), "; ")));
+  CHECK(scrapes.failures().empty());
   REQUIRE(load_flows(proxy));
 
   proxy.install_built();
@@ -496,4 +470,27 @@ TEST_CASE("a backend found down stays down through an upgrade and is probed, not
     CHECK(send_request(listen, get_request("/"), 5s).status() == 200);
   // Not tried by those requests: no connect error more than before.
   CHECK(metric_sum(proxy.scrape(), "scgi_backend_errors_total") == errors_before);
+}
+
+TEST_CASE("a scrape begun before an upgrade is answered by the next image", "[proxy][upgrade]") {
+  TempDir dir;
+  OnePoolProxy setup(dir);
+  UpgradableProxy& proxy = setup.proxy;
+  REQUIRE(send_request(setup.listen, get_request("/before"), 5s).status() == 200);
+
+  // Both must send the rest within 3 s of connecting: the upgrade is quick
+  // without load, and the new image gives each the time it had left.
+  HalfSentScrape half_sent(setup.metrics_port);
+  const int silent = connect_to(loopback(setup.metrics_port));  // sends nothing yet
+  REQUIRE(silent >= 0);
+  upgrade_in_place(proxy, setup.listen);
+  // Each sends the rest to the image that runs now, within its 3 s.
+  const Response late = half_sent.finish();
+  INFO(late.error << " " << late.bytes.substr(0, 80));
+  CHECK(late.bytes.rfind("HTTP/1.1 200 OK", 0) == 0);
+  CHECK(late.bytes.find("scgi_upgrades_total{result=\"done\"} 1") != std::string::npos);
+  const Response from_silent =
+      send_request_on(silent, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", 5s);
+  ::close(silent);
+  CHECK(from_silent.bytes.rfind("HTTP/1.1 200 OK", 0) == 0);
 }

@@ -76,7 +76,8 @@ class HandedState {
   friend std::optional<HandedState> take_handed_state();
 };
 
-// The state handed over, if this start is an upgrade (nullopt otherwise).
+// The state handed over, if this start is an upgrade (nullopt otherwise);
+// counts the upgrade (done, or failed when this is the previous program back).
 std::optional<HandedState> take_handed_state();
 
 // A descriptor the handed state names: true when it is open. It stays
@@ -86,9 +87,9 @@ bool adopt_descriptor(int fd);
 
 // Once the daemon serves: makes every descriptor close-on-exec, logs that an
 // upgrade took place (from which version) or that this is the previous
-// program, back after a failed one; counts it (upgrade_counts) and tells
-// systemd the (same) main PID. Before it, a daemon that cannot take over
-// calls HandedState::return_to_previous().
+// program, back after a failed one (counted in upgrade_counts already, as the
+// state was taken), and tells systemd the (same) main PID. Before it, a daemon that cannot take
+// over calls HandedState::return_to_previous().
 void finish_upgrade(const std::optional<HandedState>& handed);
 
 // Upgrades of this daemon since it started (its first image), for
