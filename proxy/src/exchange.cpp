@@ -82,7 +82,7 @@ asio::error_code send_now(Socket& socket, Gather& buffers) {
 class Exchange {
  public:
   Exchange(Socket client, std::shared_ptr<Pool> pool, const AccessLog& access_log,
-           SpillSpace& spill_space, LiveExchanges& live)
+           SpillSpace& spill_space, LiveExchanges& live, std::unique_ptr<HeadSoFar> resumed)
       : client_(std::move(client)),
         pool_(std::move(pool)),
         settings_(pool_->settings()),
@@ -94,7 +94,16 @@ class Exchange {
         backend_watch_(client_.get_executor(), [this] { cancel_backend(); }),
         budget_(settings_->client_timeout, settings_->client_min_rate),
         live_(live),
-        registration_(live.add([this] { end_for_shutdown(); })) {}
+        registration_(live.add({.end = [this] { end_for_shutdown(); },
+                                .park = [this](ParkedHeads& shelf) { ask_to_park(shelf); }})) {
+    if (resumed) {
+      started_ = resumed->accepted_at;
+      head_deadline_ = resumed->deadline;
+      resumed_bytes_ = std::move(resumed->received);
+    } else {
+      head_deadline_ = started_ + settings_->client_timeout;
+    }
+  }
   ~Exchange() { live_.remove(registration_); }
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
@@ -104,6 +113,7 @@ class Exchange {
     asio::error_code ignored;
     client_.non_blocking(true, ignored);
     co_await serve();
+    if (parked_) co_return;  // the connection goes on elsewhere, and is counted there
     backend_watch_.stop();
     release_backend();
     // Counted before the client can see the end of its answer: a client that
@@ -117,6 +127,8 @@ class Exchange {
  private:
   asio::awaitable<void> serve();
   asio::awaitable<bool> read_header();
+  // Header bytes from the client: parsed, and counted.
+  void take_header_bytes(std::string_view piece);
   asio::awaitable<bool> buffer_body();
   asio::awaitable<bool> connect(Lease& lease);
   asio::awaitable<bool> send_head();
@@ -163,6 +175,17 @@ class Exchange {
     cancel_all();
   }
 
+  // An upgrade pauses the proxy: if this exchange waits for the rest of its
+  // head, the wait ends and read_header() parks the connection in `shelf`.
+  // Only that wait is answered: the coroutine alone touches its socket.
+  void ask_to_park(ParkedHeads& shelf) {
+    if (!waiting_for_head_) return;
+    park_to_ = &shelf;
+    asio::error_code ignored;
+    client_.cancel(ignored);
+  }
+  void park();
+
   void cancel_all() {
     asio::error_code ignored;
     client_.cancel(ignored);
@@ -200,7 +223,11 @@ class Exchange {
   ClientBudget budget_;
   LiveExchanges& live_;
   LiveExchanges::Entry registration_;
-  bool shutting_down_ = false;  // no more waits: close as soon as possible
+  bool shutting_down_ = false;      // no more waits: close as soon as possible
+  bool waiting_for_head_ = false;   // suspended until more of the head arrives
+  ParkedHeads* park_to_ = nullptr;  // an upgrade asked for the connection
+  bool parked_ = false;             // the connection was handed on: nothing left to do
+  std::string resumed_bytes_;       // a resumed head's bytes, until read_header() takes them
   std::optional<Socket> backend_;
   Lease lease_;
   std::shared_ptr<Backend> served_by_;  // for the access log, after the lease is given back
@@ -215,8 +242,9 @@ class Exchange {
   ResponseHeadReader response_head_;
 
   // What happened, for metrics and the access log.
-  Clock::time_point started_ = Clock::now();
-  bool silent_ = false;          // a connection that sent nothing: not a request
+  Clock::time_point started_ = Clock::now();  // the accept (an earlier image's, if resumed)
+  Clock::time_point head_deadline_;           // client_timeout from the accept
+  bool silent_ = false;                       // a connection that sent nothing: not a request
   bool local_shortage_ = false;  // a connect failed for want of our own descriptors or memory
   int status_ = 0;
   Outcome outcome_ = Outcome::served;
@@ -360,18 +388,53 @@ void Exchange::log_client_too_slow(std::string_view waiting_for) {
   }
 }
 
+void Exchange::park() {
+  client_watch_.disarm();
+  parked_ = true;
+  HeadSoFar head{
+      .received = parser_.raw_header(), .accepted_at = started_, .deadline = head_deadline_};
+  park_to_->put({.client = std::move(client_), .pool = pool_, .head = std::move(head)});
+}
+
+void Exchange::take_header_bytes(std::string_view piece) {
+  bytes_in_ += piece.size();
+  const auto fed = parser_.feed(piece);
+  if (fed.status != RequestParser::Status::complete) return;
+  // What came after the header is the start of the body (never past its end).
+  const std::uint64_t body = parser_.content_length();
+  const auto early = std::min<std::uint64_t>(piece.size() - fed.consumed, body);
+  // Room for the part read before a slot is taken (or, without body_buffer,
+  // while queued); the body is streamed past it.
+  const std::uint64_t room = std::min<std::uint64_t>(
+      body, std::max<std::uint64_t>(settings_->body_buffer_bytes, kEarlyBodyBytes));
+  early_body_.reserve(std::max<std::uint64_t>(early, room));
+  early_body_.assign(piece.begin() + fed.consumed, piece.begin() + fed.consumed + early);
+  body_remaining_ = body - early;
+  budget_.add_bytes(early);
+}
+
 asio::awaitable<bool> Exchange::read_header() {
-  // The whole header must arrive within client_timeout of the accept: no slowloris.
-  const auto deadline = started_ + settings_->client_timeout;
-  std::size_t received = 0;
+  // The whole header must arrive within client_timeout of the accept: no
+  // slowloris. A head resumed after an upgrade keeps its first deadline.
+  std::size_t received = resumed_bytes_.size();
+  if (!resumed_bytes_.empty()) {
+    take_header_bytes(resumed_bytes_);
+    std::string().swap(resumed_bytes_);
+  }
   while (parser_.status() == RequestParser::Status::need_more) {
     // Read first: the header usually came with the connection. Wait only if not.
     asio::error_code ec;
     std::size_t n = client_.read_some(asio::buffer(t_header_buffer), ec);
     if (ec == asio::error::would_block && shutting_down_) ec = asio::error::operation_aborted;
     if (ec == asio::error::would_block) {
-      client_watch_.arm_until(deadline);
+      client_watch_.arm_until(head_deadline_);
+      waiting_for_head_ = true;
       std::tie(ec) = co_await client_.async_wait(Socket::wait_read, use_tuple);
+      waiting_for_head_ = false;
+      if (park_to_) {
+        park();
+        co_return false;
+      }
       if (!ec) continue;
     }
     if (ec || n == 0) {
@@ -389,22 +452,7 @@ asio::awaitable<bool> Exchange::read_header() {
       co_return false;
     }
     received += n;
-    bytes_in_ += n;
-    const std::string_view piece(t_header_buffer.data(), n);
-    const auto fed = parser_.feed(piece);
-    if (fed.status == RequestParser::Status::complete) {
-      // What came after the header is the start of the body (never past its end).
-      const std::uint64_t body = parser_.content_length();
-      const auto early = std::min<std::uint64_t>(n - fed.consumed, body);
-      // Room for the part read before a slot is taken (or, without body_buffer,
-      // while queued); the body is streamed past it.
-      const std::uint64_t room = std::min<std::uint64_t>(
-          body, std::max<std::uint64_t>(settings_->body_buffer_bytes, kEarlyBodyBytes));
-      early_body_.reserve(std::max<std::uint64_t>(early, room));
-      early_body_.assign(piece.begin() + fed.consumed, piece.begin() + fed.consumed + early);
-      body_remaining_ = body - early;
-      budget_.add_bytes(early);
-    }
+    take_header_bytes(std::string_view(t_header_buffer.data(), n));
   }
   client_watch_.disarm();
 
@@ -799,14 +847,21 @@ void Exchange::record(Clock::time_point done) {
 void LiveExchanges::end_all() {
   // Each end only cancels and marks; the exchanges finish on their own
   // coroutines, removing themselves later, so the list is not changed here.
-  for (const auto& end : ends_)
-    end();
+  for (const auto& entry : entries_)
+    entry.end();
+}
+
+void LiveExchanges::park_heads(ParkedHeads& shelf) {
+  // Likewise: each parks on its own coroutine, later.
+  for (const auto& entry : entries_)
+    entry.park(shelf);
 }
 
 asio::awaitable<void> run_exchange(Socket client, std::shared_ptr<Pool> pool,
                                    const AccessLog& access_log, SpillSpace& spill_space,
-                                   LiveExchanges& live) {
-  Exchange exchange(std::move(client), std::move(pool), access_log, spill_space, live);
+                                   LiveExchanges& live, std::unique_ptr<HeadSoFar> resumed) {
+  Exchange exchange(std::move(client), std::move(pool), access_log, spill_space, live,
+                    std::move(resumed));
   co_await exchange.run();
 }
 

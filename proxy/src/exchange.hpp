@@ -10,6 +10,7 @@
 #include <list>
 #include <memory>
 
+#include "parked_heads.hpp"
 #include "scgi/runtime/endpoint.hpp"
 
 namespace scgi::proxy {
@@ -21,26 +22,35 @@ class SpillSpace;
 // The exchanges alive on one event-loop thread, so that a shutdown can end
 // the ones still running at shutdown_timeout as exchanges (answered or closed,
 // counted with the outcome `shutdown`) rather than dropping them with the
-// loop. Used on its thread only; it outlives every exchange registered in it.
+// loop, and an upgrade can take out those still reading their request head.
+// Used on its thread only; it outlives every exchange registered in it.
 class LiveExchanges {
  public:
-  using Entry = std::list<std::function<void()>>::iterator;
+  struct Controls {
+    std::function<void()> end;  // cuts the exchange short: called at most once
+    // An exchange still reading its head puts its connection in `shelf` and
+    // ends, uncounted; any other carries on.
+    std::function<void(ParkedHeads& shelf)> park;
+  };
+  using Entry = std::list<Controls>::iterator;
 
-  // `end` cuts the exchange short: it is called at most once.
-  Entry add(std::function<void()> end) { return ends_.insert(ends_.end(), std::move(end)); }
-  void remove(Entry entry) { ends_.erase(entry); }
+  Entry add(Controls controls) { return entries_.insert(entries_.end(), std::move(controls)); }
+  void remove(Entry entry) { entries_.erase(entry); }
   void end_all();
+  void park_heads(ParkedHeads& shelf);
 
  private:
-  std::list<std::function<void()>> ends_;
+  std::list<Controls> entries_;
 };
 
 // Runs the whole exchange on the client socket's executor (a single-threaded
 // io_context) and never throws: every failure becomes a response, a metric
 // and, where it helps, a log line. Responses too large for response_buffer
-// are held in `spill_space` while the client is slow.
+// are held in `spill_space` while the client is slow. With `resumed`, the
+// exchange goes on from a head begun earlier (parked_heads.hpp), as if its
+// bytes had just been read.
 asio::awaitable<void> run_exchange(Socket client, std::shared_ptr<Pool> pool,
                                    const AccessLog& access_log, SpillSpace& spill_space,
-                                   LiveExchanges& live);
+                                   LiveExchanges& live, std::unique_ptr<HeadSoFar> resumed);
 
 }  // namespace scgi::proxy

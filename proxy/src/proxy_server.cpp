@@ -15,6 +15,7 @@
 #include "exchange.hpp"
 #include "health/recovery_probe.hpp"
 #include "listener.hpp"
+#include "parked_heads.hpp"
 #include "proxy_metrics.hpp"
 #include "response_spill.hpp"
 #include "scgi/log.hpp"
@@ -43,6 +44,7 @@ ProxyServer::ProxyServer(asio::io_context& control, std::uint32_t threads)
     live_.push_back(std::make_unique<LiveExchanges>());
     live_by_context_[contexts_.back().get()] = live_.back().get();
   }
+  parked_heads_ = std::make_unique<ParkedHeads>();
   metrics_ = std::make_shared<ProxyMetrics>([this] { return pools(); },
                                             [this] { return discovery_stats(); });
 }
@@ -302,6 +304,7 @@ void ProxyServer::start() {
     for (auto& [name, entry] : pools_)
       if (entry.listener) start_listener(entry.pool, *entry.listener);
   }
+  resume_inherited_heads();
   for (std::size_t i = 0; i < contexts_.size(); ++i) {
     threads_.emplace_back([this, i] {
       set_current_shard(i + 1);
@@ -310,20 +313,23 @@ void ProxyServer::start() {
   }
 }
 
-void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket) {
+void ProxyServer::accept(const std::shared_ptr<Pool>& pool, Socket socket,
+                         std::unique_ptr<HeadSoFar> resumed) {
   if (stopping_.load(std::memory_order_relaxed)) return;  // closing the socket refuses it
   active_.fetch_add(1);
   const auto executor = socket.get_executor();
   LiveExchanges& live = *live_by_context_.at(&executor.context());
-  asio::co_spawn(executor, run_exchange(std::move(socket), pool, *access_log_, *spill_space_, live),
-                 [this](std::exception_ptr e) {
-                   // The last one while stopping wakes shut_down(); sequentially
-                   // consistent with its store of stopping_, so one of the two
-                   // sees the other.
-                   if (active_.fetch_sub(1) == 1 && (stopping_.load() || pausing_.load()))
-                     asio::post(control_, [this] { exchanges_done_.notify(); });
-                   log_failure("an exchange")(e);
-                 });
+  asio::co_spawn(
+      executor,
+      run_exchange(std::move(socket), pool, *access_log_, *spill_space_, live, std::move(resumed)),
+      [this](std::exception_ptr e) {
+        // The last one while stopping wakes shut_down(); sequentially
+        // consistent with its store of stopping_, so one of the two
+        // sees the other.
+        if (active_.fetch_sub(1) == 1 && (stopping_.load() || pausing_.load()))
+          asio::post(control_, [this] { exchanges_done_.notify(); });
+        log_failure("an exchange")(e);
+      });
 }
 
 Pool::Events ProxyServer::pool_events() {

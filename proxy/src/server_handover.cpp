@@ -1,13 +1,18 @@
 // The balancer's side of an upgrade (ProxyServer's upgrade members): pausing
 // the front doors, the state the next image continues with, and taking that
-// state over: listening sockets, every pool's counters, and discovered
-// backends with their drains.
+// state over: listening sockets, every pool's counters, discovered backends
+// with their drains, and the connections still sending their request head.
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <asio/post.hpp>
 
 #include <algorithm>
 
 #include "discovery/discovery_stats.hpp"
+#include "exchange.hpp"
 #include "listener.hpp"
+#include "parked_heads.hpp"
 #include "scgi/log.hpp"
 #include "scgi/proxy/proxy_server.hpp"
 #include "scgi/runtime/program_upgrade.hpp"
@@ -110,6 +115,86 @@ PoolHandover read_pool(const json& in) {
   return out;
 }
 
+// A head's bytes, which may be anything, as text the JSON state can hold.
+std::string to_hex(std::string_view bytes) {
+  constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char c : bytes) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += kDigits[byte >> 4];
+    out += kDigits[byte & 0xf];
+  }
+  return out;
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  throw std::runtime_error("a head's bytes are not hexadecimal");
+}
+
+std::string from_hex(std::string_view text) {
+  if (text.size() % 2 != 0) throw std::runtime_error("a head's bytes are not hexadecimal");
+  std::string out;
+  out.reserve(text.size() / 2);
+  for (std::size_t i = 0; i < text.size(); i += 2)
+    out += static_cast<char>(hex_digit(text[i]) * 16 + hex_digit(text[i + 1]));
+  return out;
+}
+
+// steady_clock is CLOCK_MONOTONIC, which an exec does not reset: a deadline
+// handed over as a point in time goes on, it does not start over.
+std::int64_t to_json_time(HeadSoFar::Clock::time_point time) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(time.time_since_epoch()).count();
+}
+
+HeadSoFar::Clock::time_point from_json_time(const json& in) {
+  return HeadSoFar::Clock::time_point(std::chrono::duration_cast<HeadSoFar::Clock::duration>(
+      std::chrono::nanoseconds(in.get<std::int64_t>())));
+}
+
+// A connection still sending its request head, as handed over.
+struct HandedHead {
+  int fd = -1;
+  std::string pool;
+  HeadSoFar head;
+};
+
+HandedHead read_head(const json& in) {
+  HandedHead out;
+  out.fd = in.at("fd").get<int>();
+  if (out.fd < 0) throw std::runtime_error("a head's connection has no descriptor");
+  out.pool = in.at("pool").get<std::string>();
+  out.head.received = from_hex(in.at("received").get<std::string>());
+  out.head.accepted_at = from_json_time(in.at("accepted_at"));
+  out.head.deadline = from_json_time(in.at("deadline_at"));
+  return out;
+}
+
+// The handed descriptor `fd` as a socket of `context`: it must be a connected stream socket.
+std::optional<Socket> handed_socket(asio::io_context& context, int fd, std::string& error) {
+  sockaddr_storage address{};
+  socklen_t size = sizeof address;
+  int type = 0;
+  socklen_t type_size = sizeof type;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0 ||
+      ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_size) != 0 || type != SOCK_STREAM) {
+    error = "not a stream socket";
+    return std::nullopt;
+  }
+  const int family = address.ss_family;
+  const asio::generic::stream_protocol protocol(family, family == AF_UNIX ? 0 : IPPROTO_TCP);
+  Socket socket(context);
+  asio::error_code ec;
+  socket.assign(protocol, fd, ec);
+  if (ec) {
+    error = ec.message();
+    return std::nullopt;
+  }
+  return socket;
+}
+
 }  // namespace
 
 std::optional<std::string> ProxyServer::check_handover(const json& state) {
@@ -118,6 +203,11 @@ std::optional<std::string> ProxyServer::check_handover(const json& state) {
       read_pool(pool);
       if (pool.contains("listen_fd") && pool.at("listen_fd").get<int>() < 0)
         return "pool " + name + ": no listening socket";
+    }
+    for (const json& entry : state.value("heads", json::array())) {
+      const HandedHead head = read_head(entry);
+      if (!state.at("pools").contains(head.pool))
+        return "a connection of pool " + head.pool + ", which the state does not have";
     }
   } catch (const std::exception& e) {
     return std::string("the balancer's part: ") + e.what();
@@ -130,6 +220,37 @@ void ProxyServer::adopt(const json& state) {
     if (pool.contains("listen_fd"))
       inherited_listeners_[pool.at("listen").get<std::string>()] = pool.at("listen_fd").get<int>();
     inherited_pools_[name] = pool;
+  }
+  inherited_heads_ = state.value("heads", json::array());
+}
+
+void ProxyServer::resume_inherited_heads() {
+  std::size_t next = 0;
+  for (const json& entry : std::exchange(inherited_heads_, json::array())) {
+    HandedHead handed = read_head(entry);
+    if (!adopt_descriptor(handed.fd)) {
+      log_warn("upgrade: a connection of pool {} handed over (descriptor {}) is not open",
+               handed.pool, handed.fd);
+      continue;
+    }
+    const auto pool = find_pool(handed.pool);
+    if (!pool) {
+      log_info(
+          "upgrade: pool {} is gone from the configuration; its connection still sending "
+          "a request head is closed",
+          handed.pool);
+      ::close(handed.fd);
+      continue;
+    }
+    std::string error;
+    auto socket = handed_socket(*contexts_[next++ % contexts_.size()], handed.fd, error);
+    if (!socket) {
+      log_warn("upgrade: a connection of pool {} handed over (descriptor {}) is unusable: {}",
+               handed.pool, handed.fd, error);
+      ::close(handed.fd);
+      continue;
+    }
+    accept(pool, std::move(*socket), std::make_unique<HeadSoFar>(std::move(handed.head)));
   }
 }
 
@@ -193,11 +314,26 @@ asio::awaitable<void> ProxyServer::pause(std::chrono::milliseconds timeout) {
     if (entry.listener) listeners.push_back(entry.listener.get());
   for (Listener* listener : listeners)
     co_await listener->pause(control_.get_executor());
+  // A client that has not sent its whole head may take its time (up to
+  // client_timeout) or never send it: not waited for, it goes on in the next
+  // image. Each exchange sets its connection aside on its own thread.
+  for (std::size_t i = 0; i < contexts_.size(); ++i)
+    asio::post(*contexts_[i],
+               [live = live_[i].get(), shelf = parked_heads_.get()] { live->park_heads(*shelf); });
   co_await finish_exchanges(timeout);
+  std::size_t parked = 0;
+  parked_heads_->visit([&](const ParkedHead&) { ++parked; });
+  if (parked > 0)
+    log_info("upgrade: {} connections still sending their request head go on in the next image",
+             parked);
 }
 
 void ProxyServer::resume() {
   pausing_.store(false);
+  // The heads set aside go on here, where they were (accept() closes them if a stop began).
+  for (ParkedHead& parked : parked_heads_->take())
+    accept(parked.pool, std::move(parked.client),
+           std::make_unique<HeadSoFar>(std::move(parked.head)));
   if (stopping_.load()) return;  // its listeners are closed for good
   std::lock_guard lock(pools_mutex_);
   for (auto& [name, entry] : pools_)
@@ -238,7 +374,17 @@ json ProxyServer::handover_state(std::vector<int>& descriptors) const {
     }
     pools[name] = pool;
   }
-  return {{"pools", pools}};
+  json heads = json::array();
+  parked_heads_->visit([&](ParkedHead& parked) {
+    const int fd = parked.client.native_handle();
+    heads.push_back({{"pool", parked.pool->name()},
+                     {"fd", fd},
+                     {"received", to_hex(parked.head.received)},
+                     {"accepted_at", to_json_time(parked.head.accepted_at)},
+                     {"deadline_at", to_json_time(parked.head.deadline)}});
+    descriptors.push_back(fd);
+  });
+  return {{"pools", pools}, {"heads", heads}};
 }
 
 }  // namespace scgi::proxy

@@ -25,6 +25,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "../support/harness.hpp"
@@ -493,4 +494,154 @@ TEST_CASE("a scrape begun before an upgrade is answered by the next image", "[pr
       send_request_on(silent, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", 5s);
   ::close(silent);
   CHECK(from_silent.bytes.rfind("HTTP/1.1 200 OK", 0) == 0);
+}
+
+namespace {
+
+// A request shutdown_timeout would hold up: an upgrade that waited for a head
+// still arriving would take all of it.
+constexpr const char* kLongShutdown = "shutdown_timeout = \"20s\"";
+// A switch that does not wait for such a head: well under shutdown_timeout.
+constexpr auto kQuickSwitch = 5s;
+
+// scgi-proxy with pool "app" on one sample worker, shutdown_timeout long.
+struct HeadProxy {
+  SampleWorker worker;
+  Address listen;
+  UpgradableProxy proxy;
+  HeadProxy(const TempDir& dir, const std::string& pool_keys,
+            std::uint16_t metrics_port = free_port())
+      : worker(dir, "w1"),
+        listen(loopback(free_port())),
+        proxy(dir,
+              one_pool_config({.listen = listen,
+                               .backends = {worker.address()},
+                               .pool_keys = pool_keys,
+                               .metrics_port = metrics_port,
+                               .proxy_keys = kLongShutdown}),
+              listen, metrics_port) {}
+};
+
+bool send_bytes(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(sent));
+  }
+  return true;
+}
+
+// A client sends the first `sent_before` bytes of its request head, then
+// nothing while scgi-proxy upgrades; the switch must not wait for it, and the
+// new image serves the request once the rest arrives.
+void head_goes_on_in_the_new_image(std::size_t sent_before) {
+  TempDir dir;
+  HeadProxy setup(dir, "client_timeout = \"30s\"");
+  UpgradableProxy& proxy = setup.proxy;
+  const pid_t pid = proxy.process().pid();
+  const std::string request = get_request("/begun-before-the-upgrade?echo=1");
+  REQUIRE(sent_before < request.size());
+  const int client = connect_to(setup.listen);
+  REQUIRE(client >= 0);
+  REQUIRE(send_bytes(client, std::string_view(request).substr(0, sent_before)));
+  // Accepted and read by the old image before the upgrade begins.
+  std::this_thread::sleep_for(500ms);
+
+  const auto began = std::chrono::steady_clock::now();
+  proxy.process().signal(SIGUSR2);
+  const bool took_over =
+      eventually([&] { return proxy.log().find(kTookOver) != std::string::npos; }, kUpgradeBound);
+  const auto took = std::chrono::steady_clock::now() - began;
+  INFO(proxy.log());
+  REQUIRE(took_over);
+  CHECK(took < kQuickSwitch);
+  CHECK(proxy.process().pid() == pid);
+
+  REQUIRE(send_bytes(client, std::string_view(request).substr(sent_before)));
+  const Response response = read_response(client, 10s);
+  ::close(client);
+  CHECK(response.status() == 200);
+  CHECK(response.body() == request);  // echo=1: the head as the worker received it
+  // Counted once, by the image that served it, and not as a slow client.
+  const std::string scrape = proxy.scrape();
+  CHECK(metric_value(scrape, R"(scgi_requests_total{code="200",pool="app"})") == 1);
+  CHECK(metric_sum(scrape, "scgi_requests_total") == 1);
+  CHECK(proxy.log().find("header bytes in client_timeout") == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("a request head half sent does not hold an upgrade up and is served by the new image",
+          "[proxy][upgrade]") {
+  head_goes_on_in_the_new_image(get_request("/begun-before-the-upgrade?echo=1").size() / 2);
+}
+
+TEST_CASE("a connection that sent nothing yet does not hold an upgrade up and is served after it",
+          "[proxy][upgrade]") {
+  head_goes_on_in_the_new_image(0);
+}
+
+TEST_CASE("an upgrade does not give a slow client's request head more time", "[proxy][upgrade]") {
+  TempDir dir;
+  HeadProxy setup(dir, "client_timeout = \"4s\"");
+  UpgradableProxy& proxy = setup.proxy;
+  const std::string request = get_request("/too-slow");
+  const auto connected = std::chrono::steady_clock::now();
+  const int client = connect_to(setup.listen);
+  REQUIRE(client >= 0);
+  REQUIRE(send_bytes(client, std::string_view(request).substr(0, request.size() / 2)));
+  std::this_thread::sleep_for(1500ms);
+
+  // Two upgrades, each of which must neither wait for the head nor restart its deadline.
+  for (int i = 1; i <= 2; ++i) {
+    CAPTURE(i);
+    REQUIRE(proxy.upgrade(kTookOver));
+  }
+  const auto upgraded = std::chrono::steady_clock::now() - connected;
+  INFO(proxy.log());
+  CHECK(upgraded < 3500ms);  // both done before the head's deadline
+
+  const Response response = read_response(client, 10s);
+  const auto answered = std::chrono::steady_clock::now() - connected;
+  ::close(client);
+  // Closed unanswered at client_timeout from the connect, not from an upgrade
+  // (a little slack for the machine), and counted once as a 408.
+  CHECK(response.closed);
+  CHECK(response.bytes.empty());
+  CHECK(answered < 5s);
+  CHECK(answered >= 3500ms);
+  CHECK(eventually(
+      [&] { return proxy.log().find("header bytes in client_timeout") != std::string::npos; }, 5s));
+  const std::string scrape = proxy.scrape();
+  CHECK(metric_value(scrape, R"(scgi_requests_total{code="408",pool="app"})") == 1);
+  CHECK(metric_sum(scrape, "scgi_requests_total") == 1);
+}
+
+TEST_CASE(
+    "a request head half sent goes on in the previous program when the new one gives the "
+    "state back",
+    "[proxy][upgrade]") {
+  TempDir dir;
+  HeadProxy setup(dir, "client_timeout = \"30s\"");
+  UpgradableProxy& proxy = setup.proxy;
+  const std::string request = get_request("/begun-before-a-failed-upgrade?echo=1");
+  const int client = connect_to(setup.listen);
+  REQUIRE(client >= 0);
+  REQUIRE(send_bytes(client, std::string_view(request).substr(0, request.size() / 2)));
+  std::this_thread::sleep_for(500ms);
+
+  proxy.install(state_corrupting_script(dir, kAtRealStart));
+  const auto began = std::chrono::steady_clock::now();
+  const bool previous_back = proxy.upgrade(kPreviousBack);
+  const auto took = std::chrono::steady_clock::now() - began;
+  INFO(proxy.log());
+  REQUIRE(previous_back);
+  CHECK(took < kQuickSwitch);
+
+  REQUIRE(send_bytes(client, std::string_view(request).substr(request.size() / 2)));
+  const Response response = read_response(client, 10s);
+  ::close(client);
+  CHECK(response.status() == 200);
+  CHECK(response.body() == request);
+  CHECK(metric_sum(proxy.scrape(), "scgi_requests_total") == 1);
 }

@@ -38,6 +38,8 @@ class DiscoveryStats;
 class DnsDiscoverer;
 class Listener;
 class LiveExchanges;
+class ParkedHeads;
+struct HeadSoFar;
 class ProxyMetrics;
 class SpillSpace;
 
@@ -69,15 +71,19 @@ class ProxyServer {
   // Before the first apply() of an image that an upgrade started: the
   // previous image's listening sockets are taken instead of bound anew, its
   // counters continue, its discovered backends (and their drains) are there
-  // before the first request. Throws nlohmann::json::exception on a state
+  // before the first request, and start() resumes its connections that were
+  // still sending their request head. Throws nlohmann::json::exception on a state
   // this build cannot read (check_handover() says so beforehand).
   void adopt(const nlohmann::json& state);
   static std::optional<std::string> check_handover(const nlohmann::json& state);
   // Stops accepting (connections wait in the kernel's backlog: the sockets
   // stay open) and lets the exchanges in flight finish within `timeout`; then
-  // ends the rest as a shutdown does.
+  // ends the rest as a shutdown does. Those still reading their request head
+  // are not waited for: their connections are set aside (parked_heads.hpp),
+  // for the next image to go on with.
   asio::awaitable<void> pause(std::chrono::milliseconds timeout);
-  // Accepts again: the upgrade failed (not once shut_down() began).
+  // Accepts again, and the set-aside heads go on: the upgrade failed (not
+  // once shut_down() began: then they are closed).
   void resume();
   // shut_down() began: an upgrade must not go on.
   bool stopping() const { return stopping_.load(); }
@@ -150,7 +156,11 @@ class ProxyServer {
   // Once its backends are there: those the previous image found down are
   // down here too, probed until they answer (not tried by requests first).
   void carry_health(Pool& pool);
-  void accept(const std::shared_ptr<Pool>& pool, Socket socket);
+  // A new connection, or (`resumed`) one whose head began before an upgrade.
+  void accept(const std::shared_ptr<Pool>& pool, Socket socket,
+              std::unique_ptr<HeadSoFar> resumed = nullptr);
+  // The heads an upgrade handed over go on, each on a proxy thread in turn.
+  void resume_inherited_heads();
   // Waits up to `timeout` for the exchanges in flight to end, then ends the rest.
   asio::awaitable<void> finish_exchanges(std::chrono::milliseconds timeout);
   bool sync_fixed_backends(Pool& pool, const PoolConfig& config, std::vector<std::string>& errors);
@@ -177,6 +187,8 @@ class ProxyServer {
   std::vector<std::unique_ptr<LiveExchanges>> live_;  // one per context, same index
   std::map<const asio::execution_context*, LiveExchanges*> live_by_context_;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  // After the contexts: its sockets are closed before the contexts go.
+  std::unique_ptr<ParkedHeads> parked_heads_;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::vector<std::thread> threads_;
   bool started_ = false;
@@ -193,6 +205,8 @@ class ProxyServer {
   // address, and each pool's counters and discovered backends.
   std::map<std::string, int> inherited_listeners_;
   nlohmann::json inherited_pools_ = nlohmann::json::object();
+  // An upgrade's, until start() resumes them: connections still sending their head.
+  nlohmann::json inherited_heads_ = nlohmann::json::array();
   std::function<void(const std::shared_ptr<Pool>&)> pool_created_;
   // Control thread only.
   struct Listening {
