@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <limits>
 
 #include "handover_bytes.hpp"
 #include "pool_supervisor.hpp"
@@ -91,9 +92,15 @@ std::map<int, std::string> handed_partial_lines(const json& pool) {
 std::vector<WorkerLogs::RecentLine> handed_recent_lines(const json& pool) {
   std::vector<WorkerLogs::RecentLine> out;
   const json recent_lines = pool.value("recent_lines", json::array());
-  for (const json& line : recent_lines)
-    out.push_back({line.at("worker").get<std::uint32_t>(),
-                   handed_output(line.at("line"), "kept output line")});
+  for (const json& line : recent_lines) {
+    // get<std::uint32_t>() would take -1 for a worker.
+    const json& worker = line.at("worker");
+    if (!worker.is_number_integer() || worker.get<std::int64_t>() < 0 ||
+        worker.get<std::int64_t>() > std::numeric_limits<std::uint32_t>::max())
+      throw std::runtime_error("a kept output line of no worker");
+    out.push_back(
+        {worker.get<std::uint32_t>(), handed_output(line.at("line"), "kept output line")});
+  }
   return out;
 }
 
