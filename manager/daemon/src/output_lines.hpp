@@ -19,16 +19,24 @@ class OutputLines {
   // `continued` true for every piece but the last.
   using Sink = std::function<void(std::string_view line, bool continued)>;
 
-  explicit OutputLines(Sink sink, std::size_t max_piece_bytes = 16 * 1024);
+  static constexpr std::size_t kMaxPieceBytes = 16 * 1024;
+
+  explicit OutputLines(Sink sink, std::size_t max_piece_bytes = kMaxPieceBytes);
 
   void feed(std::string_view bytes);
   // The pipe closed: what is left is a last line without its newline.
   void finish();
 
+  // The line begun but not ended yet (at most max_piece_bytes, no newline):
+  // all the state there is. An upgrade hands it on, and the next image's
+  // splitter is fed it first, so that the line goes on where it was.
+  const std::string& partial() const { return pending_; }
+
  private:
   Sink sink_;
   std::size_t max_piece_;
-  std::string pending_;  // a line begun but not ended, shorter than max_piece_
+  std::string pending_;  // a line begun but not ended, at most max_piece_ (then held until
+                         // more of its line, or its end, says whether it continues)
 };
 
 // "2026-11-24T20:10:28.123Z app[3] 4242| the line" ("+|" for a piece that

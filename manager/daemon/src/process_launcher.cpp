@@ -25,28 +25,20 @@ namespace {
 using asio::experimental::as_tuple;
 
 // A worker's stdout or stderr, line by line into the logs, until the pipe
-// closes (the worker and every child that inherited it are gone).
-asio::awaitable<void> capture_output(asio::posix::stream_descriptor pipe, WorkerLogs& logs,
-                                     std::string pool, std::uint32_t index, long pid,
-                                     std::shared_ptr<std::multimap<pid_t, int>> outputs) {
-  const int fd = pipe.native_handle();
-  OutputLines lines([&](std::string_view text, bool continued) {
-    logs.write(pool, index, pid, text, continued);
-  });
+// closes (the worker and every child that inherited it are gone). The line
+// splitter lives in `capture`, where an upgrade finds its partial line.
+asio::awaitable<void> capture_output(asio::posix::stream_descriptor pipe,
+                                     std::shared_ptr<ProcessLauncher::CapturedOutputs> outputs,
+                                     ProcessLauncher::CapturedOutputs::iterator capture) {
   std::array<char, 16 * 1024> buffer;
   for (;;) {
     auto [ec, n] =
         co_await pipe.async_read_some(asio::buffer(buffer), as_tuple(asio::use_awaitable));
-    if (n > 0) lines.feed(std::string_view(buffer.data(), n));
+    if (n > 0) capture->second.lines.feed(std::string_view(buffer.data(), n));
     if (ec) break;
   }
-  lines.finish();
-  const auto [first, last] = outputs->equal_range(static_cast<pid_t>(pid));
-  for (auto it = first; it != last; ++it)
-    if (it->second == fd) {
-      outputs->erase(it);
-      break;
-    }
+  capture->second.lines.finish();
+  outputs->erase(capture);
 }
 
 }  // namespace
@@ -71,29 +63,35 @@ Result<pid_t> ProcessLauncher::launch(const PoolConfig& pool, std::uint32_t inde
     return pid;
   }
   for (int fd : {out[0], err[0]})
-    capture(pool.name, index, pid.value(), fd);
+    capture(pool.name, index, pid.value(), fd, {});
   return pid;
 }
 
-void ProcessLauncher::capture(const std::string& pool, std::uint32_t index, pid_t pid, int fd) {
-  outputs_->emplace(pid, fd);
+void ProcessLauncher::capture(const std::string& pool, std::uint32_t index, pid_t pid, int fd,
+                              std::string_view partial) {
+  OutputLines lines([&logs = logs_, pool, index, pid](std::string_view text, bool continued) {
+    logs.write(pool, index, pid, text, continued);
+  });
+  // The line the previous image was in the middle of: held as it was (a
+  // longer one, from another image's splitter, goes out in pieces).
+  lines.feed(partial);
+  const auto entry = outputs_->emplace(pid, CapturedOutput{fd, std::move(lines)});
   asio::co_spawn(control_,
-                 capture_output(asio::posix::stream_descriptor(control_, fd), logs_, pool, index,
-                                pid, outputs_),
+                 capture_output(asio::posix::stream_descriptor(control_, fd), outputs_, entry),
                  log_failure("output capture"));
 }
 
-std::vector<int> ProcessLauncher::output_pipes(pid_t pid) const {
-  std::vector<int> fds;
+std::vector<ProcessLauncher::OutputPipe> ProcessLauncher::output_pipes(pid_t pid) const {
+  std::vector<OutputPipe> pipes;
   const auto [first, last] = outputs_->equal_range(pid);
   for (auto it = first; it != last; ++it)
-    fds.push_back(it->second);
-  return fds;
+    pipes.push_back({it->second.fd, it->second.lines.partial()});
+  return pipes;
 }
 
-void ProcessLauncher::adopt_output(const std::string& pool, std::uint32_t index, pid_t pid,
-                                   int fd) {
-  capture(pool, index, pid, fd);
+void ProcessLauncher::adopt_output(const std::string& pool, std::uint32_t index, pid_t pid, int fd,
+                                   std::string_view partial) {
+  capture(pool, index, pid, fd, partial);
 }
 
 std::optional<std::string> ProcessLauncher::signal_group(pid_t pid, int signal) {

@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
+#include <limits>
 
+#include "handover_bytes.hpp"
 #include "pool_supervisor.hpp"
 #include "pool_worker.hpp"
 #include "scgi/log.hpp"
@@ -54,6 +57,51 @@ int adopted(const json& in, const char* what) {
     throw std::runtime_error(std::string("the handed ") + what + " (descriptor " +
                              std::to_string(fd) + ") is not open");
   return fd;
+}
+
+// Worker output of the handed state (a partial line, a kept line): its bytes,
+// or an error for text no image wrote. Neither ever holds a newline.
+std::string handed_output(const json& in, const char* what) {
+  const auto bytes = bytes_from_json_text(in.get<std::string>());
+  if (!bytes) throw std::runtime_error(std::string("a ") + what + " that is not worker bytes");
+  if (bytes->find('\n') != std::string::npos)
+    throw std::runtime_error(std::string("a ") + what + " with a newline in it");
+  return *bytes;
+}
+
+// A descriptor number used as a key ("partial_lines").
+int descriptor_key(const std::string& key) {
+  int fd = -1;
+  const auto [end, error] = std::from_chars(key.data(), key.data() + key.size(), fd);
+  if (error != std::errc() || end != key.data() + key.size() || fd < 0)
+    throw std::runtime_error("'" + key + "' is not a descriptor");
+  return fd;
+}
+
+// The worker output the next image takes on (both keys may be missing: a
+// previous program that handed none): the line each output pipe is in the
+// middle of, by descriptor, and the pool's kept lines for `scgictl logs`.
+std::map<int, std::string> handed_partial_lines(const json& pool) {
+  std::map<int, std::string> out;
+  const json partial_lines = pool.value("partial_lines", json::object());
+  for (const auto& [fd, text] : partial_lines.items())
+    out[descriptor_key(fd)] = handed_output(text, "partial output line");
+  return out;
+}
+
+std::vector<WorkerLogs::RecentLine> handed_recent_lines(const json& pool) {
+  std::vector<WorkerLogs::RecentLine> out;
+  const json recent_lines = pool.value("recent_lines", json::array());
+  for (const json& line : recent_lines) {
+    // get<std::uint32_t>() would take -1 for a worker.
+    const json& worker = line.at("worker");
+    if (!worker.is_number_integer() || worker.get<std::int64_t>() < 0 ||
+        worker.get<std::int64_t>() > std::numeric_limits<std::uint32_t>::max())
+      throw std::runtime_error("a kept output line of no worker");
+    out.push_back(
+        {worker.get<std::uint32_t>(), handed_output(line.at("line"), "kept output line")});
+  }
+  return out;
 }
 
 constexpr std::array<std::pair<const char*, int>, 4> kRestartReasons{
@@ -237,14 +285,25 @@ json Supervisor::handover_state(std::vector<int>& descriptors) const {
   for (const auto& [name, pool] : pools_) {
     json state = pool->handover_state(descriptors);
     json outputs = json::object();
+    json partial_lines = json::object();
     for (const json& worker : state.at("workers")) {
       const pid_t pid = worker.at("pid").get<pid_t>();
       if (pid <= 0) continue;
-      const auto fds = launcher_.output_pipes(pid);
+      std::vector<int> fds;
+      for (const auto& pipe : launcher_.output_pipes(pid)) {
+        fds.push_back(pipe.fd);
+        if (!pipe.partial.empty())
+          partial_lines[std::to_string(pipe.fd)] = bytes_to_json_text(pipe.partial);
+      }
       descriptors.insert(descriptors.end(), fds.begin(), fds.end());
       outputs[std::to_string(pid)] = fds;
     }
     state["outputs"] = outputs;
+    state["partial_lines"] = partial_lines;
+    json recent_lines = json::array();
+    for (const auto& [worker, line] : logs_.kept_lines(name))
+      recent_lines.push_back({{"worker", worker}, {"line", bytes_to_json_text(line)}});
+    state["recent_lines"] = recent_lines;
     pools[name] = state;
   }
   return {{"runtime_dir", runtime_dir_}, {"pools", pools}};
@@ -257,6 +316,8 @@ std::optional<std::string> Supervisor::check_handover(const json& state) {
       PoolSupervisor::check_handover(pool);
       for (const auto& [pid, fds] : pool.at("outputs").items())
         fds.get<std::vector<int>>();
+      handed_partial_lines(pool);
+      handed_recent_lines(pool);
     }
   } catch (const std::exception& e) {
     return std::string("the supervisor's part: ") + e.what();
@@ -290,12 +351,18 @@ void Supervisor::adopt_pools(const json& state) {
       continue;
     }
     it->second->adopt(pool);
+    // The lines from before the upgrade first, then what the workers write on.
+    logs_.adopt_kept_lines(name, handed_recent_lines(pool));
+    const std::map<int, std::string> partial_lines = handed_partial_lines(pool);
     for (const json& worker : pool.at("workers")) {
       const pid_t pid = worker.at("pid").get<pid_t>();
       if (pid <= 0 || !pool.at("outputs").contains(std::to_string(pid))) continue;
-      for (const int fd : pool.at("outputs").at(std::to_string(pid)).get<std::vector<int>>())
-        if (adopt_descriptor(fd))
-          launcher_.adopt_output(name, worker.at("index").get<std::uint32_t>(), pid, fd);
+      for (const int fd : pool.at("outputs").at(std::to_string(pid)).get<std::vector<int>>()) {
+        if (!adopt_descriptor(fd)) continue;
+        const auto partial = partial_lines.find(fd);
+        launcher_.adopt_output(name, worker.at("index").get<std::uint32_t>(), pid, fd,
+                               partial == partial_lines.end() ? "" : partial->second);
+      }
     }
   }
   for (auto& [name, pool] : pools_)

@@ -197,6 +197,23 @@ std::vector<std::string> WorkerLogs::recent(std::string_view pool,
   return out;
 }
 
+std::vector<WorkerLogs::RecentLine> WorkerLogs::kept_lines(std::string_view pool) const {
+  const auto kept = recent_.find(pool);
+  if (kept == recent_.end()) return {};
+  return {kept->second.begin(), kept->second.end()};
+}
+
+void WorkerLogs::adopt_kept_lines(std::string_view pool, std::vector<RecentLine> lines) {
+  if (lines.empty()) return;
+  auto recent = recent_.find(pool);
+  if (recent == recent_.end()) recent = recent_.try_emplace(std::string(pool)).first;
+  std::deque<RecentLine>& kept = recent->second;
+  kept.insert(kept.begin(), std::make_move_iterator(lines.begin()),
+              std::make_move_iterator(lines.end()));
+  while (kept.size() > kRecentLines)
+    kept.pop_front();
+}
+
 std::uint64_t WorkerLogs::subscribe(std::string pool, std::optional<std::uint32_t> worker,
                                     Subscriber callback) {
   const std::uint64_t id = next_subscription_++;

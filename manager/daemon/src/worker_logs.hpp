@@ -68,16 +68,23 @@ class WorkerLogs {
   // The file a pool's lines go to ("" without log_dir).
   std::string path(std::string_view pool) const;
 
+  // --- Upgrade: the kept lines go on in the next image. ---
+  struct RecentLine {
+    std::uint32_t worker;
+    std::string line;  // without the newline
+  };
+  // The pool's last kRecentLines lines, oldest first.
+  std::vector<RecentLine> kept_lines(std::string_view pool) const;
+  // The previous image's kept lines, before any this one kept itself; past
+  // kRecentLines the oldest are dropped.
+  void adopt_kept_lines(std::string_view pool, std::vector<RecentLine> lines);
+
  private:
   struct PoolFile {
     int fd = -1;
     std::uint64_t size_bytes = 0;
     bool failed = false;         // open or write failed: lines go to stderr until reopen()
     bool rotate_failed = false;  // reported once; the file grows until reopen()
-  };
-  struct RecentLine {
-    std::uint32_t worker;
-    std::string line;  // without the newline
   };
   struct Subscription {
     std::string pool;

@@ -4,6 +4,7 @@
 // rolling restart, a drained worker and queued requests come through it.
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -487,4 +489,159 @@ TEST_CASE("a worker's stop_timeout runs on through an upgrade instead of startin
   // At 6 s after the stop, not 6 s after the upgrade (9 s): 2 s of slack.
   CHECK(std::chrono::steady_clock::now() - stopped_at < 8s);
   stop.wait(5s);
+}
+
+namespace {
+
+// A worker whose shell prints what the test sends it on the FIFO `fifo` (one
+// line each, as printf's %b reads it: "\\n" is a newline, none is added),
+// next to the sample worker serving. Neither adds output of its own to stdout.
+std::vector<std::string> prompted_worker_command(const std::string& fifo) {
+  return {"/bin/sh", "-c",
+          "while read -r text; do printf '%b' \"$text\"; done < \"$1\" & exec \"$0\"",
+          built_binary("scgi-sample-worker"), fifo};
+}
+
+// The FIFO of prompted_worker_command, made and held open by the test (read
+// and write: opening neither side blocks, and the worker never sees its end).
+class Prompt {
+ public:
+  explicit Prompt(const std::string& path) {
+    REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    REQUIRE(fd_ >= 0);
+  }
+  ~Prompt() { ::close(fd_); }
+  Prompt(const Prompt&) = delete;
+  Prompt& operator=(const Prompt&) = delete;
+  void say(const std::string& text) {
+    const std::string line = text + "\n";
+    REQUIRE(::write(fd_, line.data(), line.size()) == static_cast<ssize_t>(line.size()));
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Where each of `texts` is in `out`, which must hold each exactly once.
+std::vector<std::size_t> positions_once(const std::string& out,
+                                        const std::vector<std::string>& texts) {
+  std::vector<std::size_t> at;
+  for (const std::string& text : texts) {
+    INFO(text);
+    CHECK(occurrences(out, text) == 1);
+    at.push_back(out.find(text));
+  }
+  return at;
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("scgictl logs shows a worker's lines from before an upgrade, then those after",
+          "[manager][upgrade]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  Prompt prompt(dir.file("prompt"));
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = prompted_worker_command(dir.file("prompt")),
+                          .pool_keys = "workers = 1"},
+                         1);
+  prompt.say("before-1\\nbefore-2\\nbefore-3\\n");
+  REQUIRE(eventually([&] {
+    return scgictl(dir, manager, {"logs", "app"}).out.find("before-3") != std::string::npos;
+  }));
+  const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+  INFO(upgrade.out << upgrade.err << manager.process().log());
+  REQUIRE(upgrade.exit_code == 0);
+  prompt.say("after-1\\n");
+  REQUIRE(eventually([&] {
+    return scgictl(dir, manager, {"logs", "app"}).out.find("after-1") != std::string::npos;
+  }));
+  const CtlRun logs = scgictl(dir, manager, {"logs", "app"});
+  INFO(logs.out << logs.err);
+  CHECK(logs.exit_code == 0);
+  const auto at =
+      positions_once(logs.out, {"| before-1\n", "| before-2\n", "| before-3\n", "| after-1\n"});
+  CHECK(std::is_sorted(at.begin(), at.end()));
+  // One worker's lines too, and -n counts back from the newest.
+  const CtlRun last_two = scgictl(dir, manager, {"logs", "app:0", "-n", "2"});
+  CHECK(last_two.out.find("before-3") != std::string::npos);
+  CHECK(last_two.out.find("after-1") != std::string::npos);
+  CHECK(last_two.out.find("before-2") == std::string::npos);
+}
+
+TEST_CASE("a line a worker is in the middle of at an upgrade comes out whole",
+          "[manager][upgrade]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  Prompt prompt(dir.file("prompt"));
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = prompted_worker_command(dir.file("prompt")),
+                          .pool_keys = "workers = 1",
+                          .manager_keys = "log_dir = \"" + dir.file("logs") + "\""},
+                         1);
+  // The first half, with a byte that is not UTF-8, well before the switch: the
+  // previous program has read it (its check of the new one alone takes longer).
+  prompt.say("abc\\0377");
+  const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+  INFO(upgrade.out << upgrade.err << manager.process().log());
+  REQUIRE(upgrade.exit_code == 0);
+  prompt.say("def\\n");
+  const std::string path = dir.file("logs/app.log");
+  REQUIRE(eventually([&] { return file_text(path).find("def") != std::string::npos; }));
+  const std::string whole =
+      "| abc\xff"
+      "def\n";
+  CHECK(occurrences(file_text(path), "abc") == 1);
+  CHECK(occurrences(file_text(path), whole) == 1);
+  // scgictl's reply is JSON: the byte that is not UTF-8 shows as U+FFFD there.
+  const CtlRun logs = scgictl(dir, manager, {"logs", "app"});
+  INFO(logs.out << logs.err);
+  CHECK(occurrences(logs.out, "abc") == 1);
+  const auto at = logs.out.find("| abc");
+  REQUIRE(at != std::string::npos);
+  CHECK(logs.out.substr(at, logs.out.find('\n', at) - at).ends_with("def"));
+  CHECK(manager.process().log().find("upgrade failed") == std::string::npos);
+}
+
+TEST_CASE("output a worker writes while upgrades switch programs is all captured, in order",
+          "[manager][upgrade]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  // A line every 10 ms: some are written while no program reads the pipe.
+  ManagerProcess manager(
+      dir,
+      {.listen = listen,
+       .command = {"/bin/sh", "-c",
+                   "(n=0; while :; do n=$((n+1)); echo tick-$n; sleep 0.01; done) & exec \"$0\"",
+                   built_binary("scgi-sample-worker")},
+       .pool_keys = "workers = 1",
+       .manager_keys = "log_dir = \"" + dir.file("logs") + "\""},
+      1);
+  for (int round = 1; round <= 3; ++round) {
+    const CtlRun upgrade = scgictl(dir, manager, {"upgrade"});
+    INFO(upgrade.out << upgrade.err << manager.process().log());
+    REQUIRE(upgrade.exit_code == 0);
+  }
+  const std::string path = dir.file("logs/app.log");
+  std::vector<long> ticks;
+  REQUIRE(eventually([&] {
+    ticks.clear();
+    std::istringstream lines(file_text(path));
+    for (std::string line; std::getline(lines, line);)
+      if (const auto at = line.find("| tick-"); at != std::string::npos)
+        ticks.push_back(std::stol(line.substr(at + 7)));
+    return ticks.size() > 100;
+  }));
+  for (std::size_t i = 0; i < ticks.size(); ++i) {
+    INFO("line " << i);
+    REQUIRE(ticks[i] == static_cast<long>(i) + 1);
+  }
 }

@@ -1,0 +1,19 @@
+// Worker output in an upgrade's handed state: JSON strings must be UTF-8 (the
+// state's writer refuses anything else), a worker's bytes need not be. Each
+// byte is written as the character of the same number (Latin-1 into UTF-8:
+// ASCII stays as it is, every other byte takes two), and read back exactly.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace scgi::manager {
+
+std::string bytes_to_json_text(std::string_view bytes);
+
+// The bytes again; nullopt for text that bytes_to_json_text cannot have
+// written (a character above U+00FF, or not UTF-8).
+std::optional<std::string> bytes_from_json_text(std::string_view text);
+
+}  // namespace scgi::manager
