@@ -84,7 +84,9 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
           },
       .pause = [&]() -> asio::awaitable<void> {
         co_await server.pause(running.proxy.shutdown_timeout);
-        if (metrics) co_await metrics->pause();  // scrapes meanwhile wait in its backlog
+        // Scrapes meanwhile wait in its backlog. A stop that began needs no
+        // pause: the upgrade ends at the next step.
+        if (metrics && !server.stopping()) co_await metrics->pause();
       },
       .resume =
           [&] {

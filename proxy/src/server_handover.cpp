@@ -15,6 +15,7 @@
 #include "parked_heads.hpp"
 #include "scgi/log.hpp"
 #include "scgi/proxy/proxy_server.hpp"
+#include "scgi/runtime/handover_bytes.hpp"
 #include "scgi/runtime/program_upgrade.hpp"
 
 namespace scgi::proxy {
@@ -115,34 +116,6 @@ PoolHandover read_pool(const json& in) {
   return out;
 }
 
-// A head's bytes, which may be anything, as text the JSON state can hold.
-std::string to_hex(std::string_view bytes) {
-  constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (const char c : bytes) {
-    const auto byte = static_cast<unsigned char>(c);
-    out += kDigits[byte >> 4];
-    out += kDigits[byte & 0xf];
-  }
-  return out;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  throw std::runtime_error("a head's bytes are not hexadecimal");
-}
-
-std::string from_hex(std::string_view text) {
-  if (text.size() % 2 != 0) throw std::runtime_error("a head's bytes are not hexadecimal");
-  std::string out;
-  out.reserve(text.size() / 2);
-  for (std::size_t i = 0; i < text.size(); i += 2)
-    out += static_cast<char>(hex_digit(text[i]) * 16 + hex_digit(text[i + 1]));
-  return out;
-}
-
 // steady_clock is CLOCK_MONOTONIC, which an exec does not reset: a deadline
 // handed over as a point in time goes on, it does not start over.
 std::int64_t to_json_time(HeadSoFar::Clock::time_point time) {
@@ -166,7 +139,9 @@ HandedHead read_head(const json& in) {
   out.fd = in.at("fd").get<int>();
   if (out.fd < 0) throw std::runtime_error("a head's connection has no descriptor");
   out.pool = in.at("pool").get<std::string>();
-  out.head.received = from_hex(in.at("received").get<std::string>());
+  auto received = bytes_from_json_text(in.at("received").get<std::string>());
+  if (!received) throw std::runtime_error("a head's bytes are not as an upgrade writes them");
+  out.head.received = std::move(*received);
   out.head.accepted_at = from_json_time(in.at("accepted_at"));
   out.head.deadline = from_json_time(in.at("deadline_at"));
   return out;
@@ -379,7 +354,7 @@ json ProxyServer::handover_state(std::vector<int>& descriptors) const {
     const int fd = parked.client.native_handle();
     heads.push_back({{"pool", parked.pool->name()},
                      {"fd", fd},
-                     {"received", to_hex(parked.head.received)},
+                     {"received", bytes_to_json_text(parked.head.received)},
                      {"accepted_at", to_json_time(parked.head.accepted_at)},
                      {"deadline_at", to_json_time(parked.head.deadline)}});
     descriptors.push_back(fd);

@@ -23,6 +23,7 @@
 
 #include "scgi/log.hpp"
 #include "scgi/runtime/endpoint.hpp"
+#include "scgi/runtime/handover_bytes.hpp"
 #include "scgi/runtime/metric_families.hpp"
 #include "scgi/runtime/program_upgrade.hpp"
 #include "scgi/runtime/scrape_request.hpp"
@@ -61,8 +62,7 @@ class BuildInfo final : public prometheus::Collectable {
 };
 
 std::string received_bytes(const json& connection) {
-  const auto bytes = connection.at("received").get<std::vector<unsigned char>>();
-  return std::string(bytes.begin(), bytes.end());
+  return bytes_from_json_text(connection.at("received").get<std::string>()).value_or("");
 }
 
 }  // namespace
@@ -284,6 +284,7 @@ asio::awaitable<void> MetricsServer::pause() {
 }
 
 void MetricsServer::resume() {
+  if (thread_.joinable()) return;  // never paused
   std::vector<PausedConnection> paused = std::move(paused_);
   paused_.clear();
   resume_with(std::move(paused));
@@ -293,8 +294,7 @@ json MetricsServer::handover_state(std::vector<int>& descriptors) const {
   json connections = json::array();
   for (const PausedConnection& connection : paused_) {
     connections.push_back({{"fd", connection.fd},
-                           {"received", std::vector<unsigned char>(connection.received.begin(),
-                                                                   connection.received.end())},
+                           {"received", bytes_to_json_text(connection.received)},
                            {"time_left_ms", connection.time_left.count()}});
     descriptors.push_back(connection.fd);
   }
@@ -309,9 +309,10 @@ std::optional<std::string> MetricsServer::check_handover(const json& state) {
     if (state.at("fd").get<int>() < 0) return "/metrics: no listening socket";
     for (const json& connection : state.at("connections")) {
       connection.at("fd").get<int>();
-      const auto received = connection.at("received").get<std::vector<unsigned char>>();
+      const auto received = bytes_from_json_text(connection.at("received").get<std::string>());
       const auto left = connection.at("time_left_ms").get<std::int64_t>();
-      if (received.size() > kMaxScrapeHeadBytes || left < 0 || left > kRequestTimeout.count())
+      if (!received || received->size() > kMaxScrapeHeadBytes || left < 0 ||
+          left > kRequestTimeout.count())
         return "/metrics: a connection out of bounds";
     }
   } catch (const std::exception& e) {

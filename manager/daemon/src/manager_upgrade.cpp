@@ -38,7 +38,9 @@ ManagerUpgrade::ManagerUpgrade(asio::io_context& control, proxy::ProxyServer& se
             .state = [this](std::vector<int>& descriptors) { return state(descriptors); },
             .pause = [this]() -> asio::awaitable<void> {
               co_await server_.pause(supervisor_.shutdown_timeout());
-              if (metrics_) co_await metrics_->pause();  // scrapes meanwhile wait in its backlog
+              // Scrapes meanwhile wait in its backlog. A stop that began needs
+              // no pause: the upgrade ends at the next step.
+              if (metrics_ && !server_.stopping()) co_await metrics_->pause();
             },
             .resume =
                 [this] {

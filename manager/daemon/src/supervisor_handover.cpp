@@ -10,7 +10,7 @@
 #include <charconv>
 #include <limits>
 
-#include "handover_bytes.hpp"
+#include "scgi/runtime/handover_bytes.hpp"
 #include "pool_supervisor.hpp"
 #include "pool_worker.hpp"
 #include "scgi/log.hpp"

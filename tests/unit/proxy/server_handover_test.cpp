@@ -39,7 +39,7 @@ json state_with_a_head() {
   json state = server.handover_state(descriptors);
   state["heads"] = json::array({{{"pool", "app"},
                                  {"fd", 7},
-                                 {"received", "31323a00ff"},
+                                 {"received", "12:\u00ff"},
                                  {"accepted_at", 1000},
                                  {"deadline_at", 2000}}});
   return state;
@@ -64,8 +64,7 @@ TEST_CASE("a malformed request head in the handed state fails the check", "[hand
   };
   refused("fd", -1);
   refused("fd", "seven");
-  refused("received", "3x");   // not hexadecimal
-  refused("received", "313");  // half a byte
+  refused("received", "\u0100");  // a character no byte is written as
   refused("received", 12);
   refused("pool", "elsewhere");  // a pool the state does not have
   refused("accepted_at", "soon");

@@ -61,7 +61,8 @@ class MetricsServer {
   // written finish, and takes the connections whose request has not fully
   // arrived out of service, to hand over. The listening socket stays open.
   asio::awaitable<void> pause();
-  // The upgrade failed: serves again, the paused connections included.
+  // The upgrade failed: serves again, the paused connections included (if
+  // it was paused).
   void resume();
   // After pause(): the listening socket and the paused connections.
   nlohmann::json handover_state(std::vector<int>& descriptors) const;

@@ -1,6 +1,6 @@
-#include "handover_bytes.hpp"
+#include "scgi/runtime/handover_bytes.hpp"
 
-namespace scgi::manager {
+namespace scgi {
 
 std::string bytes_to_json_text(std::string_view bytes) {
   std::string text;
@@ -34,4 +34,4 @@ std::optional<std::string> bytes_from_json_text(std::string_view text) {
   return bytes;
 }
 
-}  // namespace scgi::manager
+}  // namespace scgi

@@ -1,5 +1,6 @@
-// Worker output in an upgrade's handed state: JSON strings must be UTF-8 (the
-// state's writer refuses anything else), a worker's bytes need not be. Each
+// Bytes in an upgrade's handed state (worker output, a request head begun):
+// JSON strings must be UTF-8 (the state's writer refuses anything else), the
+// bytes need not be. Each
 // byte is written as the character of the same number (Latin-1 into UTF-8:
 // ASCII stays as it is, every other byte takes two), and read back exactly.
 #pragma once
@@ -8,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace scgi::manager {
+namespace scgi {
 
 std::string bytes_to_json_text(std::string_view bytes);
 
@@ -16,4 +17,4 @@ std::string bytes_to_json_text(std::string_view bytes);
 // written (a character above U+00FF, or not UTF-8).
 std::optional<std::string> bytes_from_json_text(std::string_view text);
 
-}  // namespace scgi::manager
+}  // namespace scgi
