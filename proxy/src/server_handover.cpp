@@ -23,6 +23,9 @@ namespace {
 
 using nlohmann::json;
 
+// The request heads an upgrade hands over, in bytes received, at most.
+constexpr std::size_t kMaxHandedHeadBytes = 16 * 1024 * 1024;
+
 json histogram_to_json(const HistogramSnapshot& histogram) {
   return {{"buckets", histogram.buckets},
           {"count", histogram.count},
@@ -349,8 +352,15 @@ json ProxyServer::handover_state(std::vector<int>& descriptors) const {
     }
     pools[name] = pool;
   }
+  // Not handed (closed with the exec): a head whose pool a reload removed
+  // (the next image has no pool for it), and those past a bound on the bytes
+  // the state holds for heads, which many clients could otherwise swell.
   json heads = json::array();
+  std::size_t head_bytes = 0;
   parked_heads_->visit([&](ParkedHead& parked) {
+    if (!pools.contains(parked.pool->name())) return;
+    head_bytes += parked.head.received.size();
+    if (head_bytes > kMaxHandedHeadBytes) return;
     const int fd = parked.client.native_handle();
     heads.push_back({{"pool", parked.pool->name()},
                      {"fd", fd},

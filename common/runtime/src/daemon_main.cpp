@@ -42,7 +42,10 @@ int daemon_main(int argc, char** argv, const DaemonInfo& info, const ServeFuncti
   if (handed) {
     auto problem = handed->problem(info.name);
     try {
-      if (!problem && info.check_state) problem = info.check_state(handed->daemon_state());
+      // The previous program back takes its own state as it is: refusing
+      // it, it could only exit, with its workers.
+      if (!problem && info.check_state && !handed->failed_upgrade())
+        problem = info.check_state(handed->daemon_state());
     } catch (const std::exception& e) {
       problem = e.what();
     }

@@ -34,7 +34,6 @@ namespace {
 using asio::experimental::as_tuple;
 using namespace asio::experimental::awaitable_operators;
 using nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 constexpr auto kNoThrow = as_tuple(asio::use_awaitable);
 constexpr int kBacklog = 128;
@@ -94,13 +93,10 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const Address& address,
                                                     const std::string& program,
                                                     const Collectables& collectables,
                                                     const json* handed, std::string& error) {
-  if (address.is_unix()) {
-    error = "metrics.listen must be a TCP address, not " + address.to_string();
-    return nullptr;
-  }
   auto endpoints = resolve_endpoints(address);
-  if (!endpoints) {
-    error = "cannot serve metrics on " + address.to_string() + ": " + endpoints.error();
+  if (address.is_unix() || !endpoints) {
+    error = "cannot serve metrics on " + address.to_string() + ": " +
+            (address.is_unix() ? std::string("not a TCP address") : endpoints.error());
     if (handed) close_handover(*handed);
     return nullptr;
   }
@@ -115,9 +111,14 @@ std::unique_ptr<MetricsServer> MetricsServer::start(const Address& address,
     server->acceptor_.assign(endpoint.protocol(), handed->at("fd").get<int>(), failure);
     for (const json& connection : handed->at("connections"))
       if (adopt_descriptor(connection.at("fd").get<int>()))
-        carried.push_back(
-            {connection.at("fd").get<int>(), received_bytes(connection),
-             std::chrono::milliseconds(connection.at("time_left_ms").get<std::int64_t>())});
+        carried.push_back({connection.at("fd").get<int>(), received_bytes(connection),
+                           Clock::time_point(std::chrono::nanoseconds(
+                               connection.at("read_by").get<std::int64_t>()))});
+    if (failure) {
+      ::close(handed->at("fd").get<int>());
+      for (const PausedConnection& connection : carried)
+        ::close(connection.fd);
+    }
   } else {
     if (handed) close_handover(*handed);
     Acceptor& acceptor = server->acceptor_;
@@ -157,13 +158,14 @@ std::string MetricsServer::collect_text() {
 void MetricsServer::resume_with(std::vector<PausedConnection> connections) {
   pausing_ = false;
   context_.restart();
+  asio::error_code failure;
+  const auto protocol = acceptor_.local_endpoint(failure).protocol();
   for (PausedConnection& paused : connections) {
     auto connection = connections_.emplace(connections_.end(), context_);
-    asio::error_code failure;
-    connection->socket.assign(acceptor_.local_endpoint().protocol(), paused.fd, failure);
-    if (failure) ::close(paused.fd);
+    if (!failure) connection->socket.assign(protocol, paused.fd, failure);
+    if (failure) ::close(paused.fd);  // then served as a closed connection: it ends at once
     connection->received = std::move(paused.received);
-    connection->read_by = Clock::now() + paused.time_left;
+    connection->read_by = paused.read_by;
     spawn_serving(connection);
   }
   busy_.fetch_add(1);
@@ -192,13 +194,14 @@ asio::awaitable<void> MetricsServer::accept_loop() {
   while (!pausing_) {
     Socket socket(context_);
     const auto [failure] = co_await acceptor_.async_accept(socket, kNoThrow);
-    if (pausing_ || failure == asio::error::operation_aborted) co_return;
+    // One accepted as the pause began is served (or handed over) like the rest.
+    if (failure == asio::error::operation_aborted) co_return;
     if (failure) {  // out of descriptors, most likely: wait, the backlog keeps them
       pause.expires_after(std::chrono::milliseconds(100));
       co_await pause.async_wait(kNoThrow);
       continue;
     }
-    make_room();
+    if (!make_room()) continue;  // the new one closes: every open one has sent its request
     auto connection = connections_.emplace(connections_.end(), context_);
     connection->socket = std::move(socket);
     connection->read_by = Clock::now() + kRequestTimeout;
@@ -206,11 +209,19 @@ asio::awaitable<void> MetricsServer::accept_loop() {
   }
 }
 
-void MetricsServer::make_room() {
-  if (connections_.size() < kMaxConnections) return;
-  const auto waiting = std::find_if(connections_.begin(), connections_.end(),
-                                    [](const Connection& c) { return !c.request_arrived; });
-  if (waiting != connections_.end()) waiting->socket.close();
+bool MetricsServer::make_room() {
+  std::size_t open = 0;
+  auto oldest_waiting = connections_.end();
+  for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+    if (!it->socket.is_open()) continue;  // closed, its coroutine not yet ended
+    ++open;
+    if (!it->request_arrived && oldest_waiting == connections_.end()) oldest_waiting = it;
+  }
+  if (open < kMaxConnections) return true;
+  if (oldest_waiting == connections_.end()) return false;
+  asio::error_code ignored;
+  oldest_waiting->socket.close(ignored);
+  return true;
 }
 
 asio::awaitable<void> MetricsServer::serve(std::list<Connection>::iterator connection) {
@@ -260,9 +271,7 @@ void MetricsServer::hand_over(Connection& client) {
   asio::error_code failure;
   const int fd = client.socket.release(failure);
   if (failure) return;  // closed with its socket
-  const auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(client.read_by - Clock::now());
-  paused_.push_back({fd, std::move(client.received), std::max(left, std::chrono::milliseconds(0))});
+  paused_.push_back({fd, std::move(client.received), client.read_by});
 }
 
 asio::awaitable<void> MetricsServer::pause() {
@@ -277,7 +286,7 @@ asio::awaitable<void> MetricsServer::pause() {
   asio::steady_timer poll(co_await asio::this_coro::executor);
   const auto give_up = Clock::now() + kRequestTimeout + std::chrono::seconds(1);
   while (busy_.load() > 0 && Clock::now() < give_up) {
-    poll.expires_after(std::chrono::milliseconds(5));
+    poll.expires_after(std::chrono::milliseconds(1));
     co_await poll.async_wait(kNoThrow);
   }
   stop_thread();
@@ -295,7 +304,7 @@ json MetricsServer::handover_state(std::vector<int>& descriptors) const {
   for (const PausedConnection& connection : paused_) {
     connections.push_back({{"fd", connection.fd},
                            {"received", bytes_to_json_text(connection.received)},
-                           {"time_left_ms", connection.time_left.count()}});
+                           {"read_by", connection.read_by.time_since_epoch().count()}});
     descriptors.push_back(connection.fd);
   }
   const int fd = const_cast<Acceptor&>(acceptor_).native_handle();  // a getter, despite its type
@@ -310,9 +319,10 @@ std::optional<std::string> MetricsServer::check_handover(const json& state) {
     for (const json& connection : state.at("connections")) {
       connection.at("fd").get<int>();
       const auto received = bytes_from_json_text(connection.at("received").get<std::string>());
-      const auto left = connection.at("time_left_ms").get<std::int64_t>();
-      if (!received || received->size() > kMaxScrapeHeadBytes || left < 0 ||
-          left > kRequestTimeout.count())
+      const Clock::time_point read_by(
+          std::chrono::nanoseconds(connection.at("read_by").get<std::int64_t>()));
+      if (!received || received->size() > kMaxScrapeHeadBytes ||
+          read_by > Clock::now() + kRequestTimeout)
         return "/metrics: a connection out of bounds";
     }
   } catch (const std::exception& e) {

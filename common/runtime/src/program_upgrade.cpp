@@ -269,11 +269,14 @@ std::optional<HandedState> take_handed_state() {
   if (!text) handed.read_error_ = text.error();
   // Counted now, before /metrics serves: a scrape never sees the count lower.
   const nlohmann::json counts = handed.state_.is_object() ? handed.upgrades() : nlohmann::json();
-  if (counts.is_object()) {
-    g_upgrades_done = counts.value("done", std::uint64_t{0});
-    g_upgrades_failed = counts.value("failed", std::uint64_t{0});
-    ++(handed.failed_upgrade() ? g_upgrades_failed : g_upgrades_done);
-  }
+  const auto count = [&](const char* name) -> std::uint64_t {
+    if (!counts.is_object() || !counts.contains(name) || !counts.at(name).is_number_unsigned())
+      return 0;
+    return counts.at(name).get<std::uint64_t>();
+  };
+  g_upgrades_done = count("done");
+  g_upgrades_failed = count("failed");
+  ++(handed.failed_upgrade() ? g_upgrades_failed : g_upgrades_done);
   return handed;
 }
 

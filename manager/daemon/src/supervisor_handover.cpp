@@ -10,10 +10,10 @@
 #include <charconv>
 #include <limits>
 
-#include "scgi/runtime/handover_bytes.hpp"
 #include "pool_supervisor.hpp"
 #include "pool_worker.hpp"
 #include "scgi/log.hpp"
+#include "scgi/runtime/handover_bytes.hpp"
 #include "scgi/runtime/program_upgrade.hpp"
 #include "supervisor.hpp"
 
@@ -124,27 +124,31 @@ json PoolSupervisor::handover_state(std::vector<int>& descriptors) const {
     }
     const int pinned_fd = worker->pinned ? worker->pinned->fd() : -1;
     if (pinned_fd >= 0) descriptors.push_back(pinned_fd);
-    workers.push_back({{"index", worker->index},
-                       {"instance", worker->instance},
-                       {"state", manager::name(worker->slot.state)},
-                       {"wanted", wanted_name(worker->slot.wanted)},
-                       {"role", manager::name(worker->slot.role)},
-                       {"held", worker->slot.held},
-                       {"pid", worker->pid},
-                       {"socket", socket},
-                       {"pinned_fd", pinned_fd},
-                       {"started_at", to_json_time(worker->started_at)},
-                       {"ready_since", to_json_time(worker->ready_since)},
-                       {"stayed_up_counted", worker->stayed_up_counted},
-                       {"failures_in_a_row", worker->backoff.failures_in_a_row()},
-                       {"restart_delay_ms", worker->restart_delay.count()},
-                       {"restarts", worker->restarts},
-                       {"last_exit", worker->last_exit},
-                       {"recycle_retry_at", to_json_time(worker->recycle_retry_at)},
-                       // Its timer (stop_timeout, the backoff delay) goes on, not anew.
-                       {"deadline_at",
-                        worker->deadline ? json(to_json_time(worker->deadline_at)) : json(nullptr)},
-                       {"requests", worker->backend ? worker->backend->requests() : 0}});
+    workers.push_back(
+        {{"index", worker->index},
+         {"instance", worker->instance},
+         {"state", manager::name(worker->slot.state)},
+         {"wanted", wanted_name(worker->slot.wanted)},
+         {"role", manager::name(worker->slot.role)},
+         {"held", worker->slot.held},
+         {"pid", worker->pid},
+         {"socket", socket},
+         {"pinned_fd", pinned_fd},
+         {"started_at", to_json_time(worker->started_at)},
+         {"ready_since", to_json_time(worker->ready_since)},
+         {"stayed_up_counted", worker->stayed_up_counted},
+         {"failures_in_a_row", worker->backoff.failures_in_a_row()},
+         {"restart_delay_ms", worker->restart_delay.count()},
+         {"restarts", worker->restarts},
+         {"last_exit", worker->last_exit},
+         {"recycle_retry_at", to_json_time(worker->recycle_retry_at)},
+         // Its timer (stop_timeout, the backoff delay) goes on, not anew.
+         {"deadline_at",
+          worker->deadline ? json(to_json_time(worker->deadline_at)) : json(nullptr)},
+         {"requests", worker->backend ? worker->backend->requests() : 0},
+         // Shown until the next image samples /proc: CPU never goes back.
+         {"usage",
+          {{"rss_bytes", worker->usage.rss_bytes}, {"cpu_seconds", worker->usage.cpu_seconds}}}});
   }
   json restarts = json::object();
   for (const auto& [label, value] : kRestartReasons) {
@@ -189,6 +193,10 @@ void PoolSupervisor::check_handover(const json& state) {
     worker.at("restarts").get<std::uint32_t>();
     worker.at("last_exit").get<std::string>();
     worker.at("requests").get<std::uint64_t>();
+    if (const json& usage = worker.value("usage", json::object()); !usage.empty()) {
+      usage.at("rss_bytes").get<std::uint64_t>();
+      usage.at("cpu_seconds").get<double>();
+    }
     if (const json& deadline = worker.value("deadline_at", json()); !deadline.is_null())
       from_json_time(deadline);
   }
@@ -214,6 +222,9 @@ void PoolSupervisor::adopt(const json& state) {
         .role = enum_from_json(in.at("role"), kRoles),
         .held = in.at("held").get<bool>()};
     worker->pid = in.at("pid").get<pid_t>();
+    if (const json& usage = in.value("usage", json::object()); !usage.empty())
+      worker->usage = {.rss_bytes = usage.at("rss_bytes").get<std::uint64_t>(),
+                       .cpu_seconds = usage.at("cpu_seconds").get<double>()};
     if (const json& socket = in.at("socket"); !socket.is_null())
       worker->socket.emplace(WorkerSocket::adopt(
           config_.socket, parse_address(socket.at("address").get<std::string>()).value(),

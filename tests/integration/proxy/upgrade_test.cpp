@@ -645,3 +645,34 @@ TEST_CASE(
   CHECK(response.body() == request);
   CHECK(metric_sum(proxy.scrape(), "scgi_requests_total") == 1);
 }
+
+TEST_CASE("a connection to a pool a reload removed does not fail the next upgrade",
+          "[proxy][upgrade]") {
+  TempDir dir;
+  OnePoolProxy setup(dir);
+  UpgradableProxy& proxy = setup.proxy;
+  REQUIRE(send_request(setup.listen, get_request("/before"), 5s).status() == 200);
+  // A second pool, a client connected to it that has sent nothing, then the
+  // pool removed by a reload: its connection lives on in the old exchange.
+  const Address other = loopback(free_port());
+  const std::string base = one_pool_config({.listen = setup.listen,
+                                            .backends = {setup.first.address()},
+                                            .metrics_port = setup.metrics_port});
+  dir.write("proxy.toml", base + "[[pool]]\nname = \"other\"\nlisten = \"" + other.to_string() +
+                              "\"\nbackends = [\"" + setup.second.address().to_string() + "\"]\n");
+  const std::size_t reloads = occurrences(proxy.log(), " applied");
+  proxy.process().signal(SIGHUP);
+  REQUIRE(eventually([&] { return occurrences(proxy.log(), " applied") > reloads; }));
+  REQUIRE(wait_until_accepting(other));
+  const int silent = connect_to(other);
+  REQUIRE(silent >= 0);
+  dir.write("proxy.toml", base);
+  proxy.process().signal(SIGHUP);
+  REQUIRE(eventually([&] { return occurrences(proxy.log(), " applied") > reloads + 1; }));
+
+  // The upgrade goes through (the connection is not handed: the next image
+  // has no pool for it); it used to be refused after the exec, then fatal.
+  upgrade_in_place(proxy, setup.listen);
+  ::close(silent);
+  CHECK(proxy.process().running());
+}

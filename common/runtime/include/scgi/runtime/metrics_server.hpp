@@ -53,7 +53,7 @@ class MetricsServer {
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  // The port actually bound (useful when the configuration said port 0).
+  // The address as configured.
   const Address& address() const { return address_; }
 
   // --- Upgrade in place (called on the daemon's control thread). ---
@@ -72,12 +72,14 @@ class MetricsServer {
 
  private:
   struct Connection;
+  using Clock = std::chrono::steady_clock;
   // A connection taken out of service by pause(): what it had sent so far and
-  // how long it had left to send the rest.
+  // until when it may send the rest (CLOCK_MONOTONIC, which an exec keeps:
+  // an upgrade gives it no more time).
   struct PausedConnection {
     int fd;
     std::string received;
-    std::chrono::milliseconds time_left;
+    Clock::time_point read_by;
   };
 
   using Acceptor = asio::basic_socket_acceptor<asio::generic::stream_protocol>;
@@ -94,7 +96,9 @@ class MetricsServer {
   asio::awaitable<bool> read_request(Connection& client);
   asio::awaitable<void> answer(Connection& client);
   void hand_over(Connection& client);
-  void make_room();
+  // Past kMaxConnections open, closes the oldest that has not sent its
+  // request; false when every one has (the new one is closed instead).
+  bool make_room();
   std::string collect_text();
 
   Address address_;
