@@ -662,6 +662,7 @@ TEST_CASE("a connection to a pool a reload removed does not fail the next upgrad
                               "\"\nbackends = [\"" + setup.second.address().to_string() + "\"]\n");
   const std::size_t reloads = occurrences(proxy.log(), " applied");
   proxy.process().signal(SIGHUP);
+  INFO(proxy.log());
   REQUIRE(eventually([&] { return occurrences(proxy.log(), " applied") > reloads; }));
   REQUIRE(wait_until_accepting(other));
   const int silent = connect_to(other);
