@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -59,6 +60,27 @@ class BuildInfo final : public prometheus::Collectable {
  private:
   std::string program_;
 };
+
+// accept(2)'s errors that concern only the connection it took (gone bad in
+// the backlog): the next one is taken at once.
+bool one_connection_failed(const asio::error_code& failure) {
+  if (failure.category() != asio::system_category()) return false;
+  switch (failure.value()) {
+    case ECONNABORTED:
+    case EPROTO:
+    case ENETDOWN:
+    case ENOPROTOOPT:
+    case EHOSTDOWN:
+    case ENONET:
+    case EHOSTUNREACH:
+    case EOPNOTSUPP:
+    case ENETUNREACH:
+    case EPERM:
+      return true;
+    default:
+      return false;
+  }
+}
 
 std::string received_bytes(const json& connection) {
   return bytes_from_json_text(connection.at("received").get<std::string>()).value_or("");
@@ -157,6 +179,7 @@ std::string MetricsServer::collect_text() {
 
 void MetricsServer::resume_with(std::vector<PausedConnection> connections) {
   pausing_ = false;
+  ++generation_;
   context_.restart();
   asio::error_code failure;
   const auto protocol = acceptor_.local_endpoint(failure).protocol();
@@ -196,6 +219,7 @@ asio::awaitable<void> MetricsServer::accept_loop() {
     const auto [failure] = co_await acceptor_.async_accept(socket, kNoThrow);
     // One accepted as the pause began is served (or handed over) like the rest.
     if (failure == asio::error::operation_aborted) co_return;
+    if (failure && one_connection_failed(failure)) continue;
     if (failure) {  // out of descriptors, most likely: wait, the backlog keeps them
       pause.expires_after(std::chrono::milliseconds(100));
       co_await pause.async_wait(kNoThrow);
@@ -275,7 +299,10 @@ void MetricsServer::hand_over(Connection& client) {
 }
 
 asio::awaitable<void> MetricsServer::pause() {
-  asio::post(context_, [this] {
+  asio::post(context_, [this, generation = generation_] {
+    // Left in the queue by a pause that ended without running it (the thread
+    // had stopped): not this serving's pause.
+    if (generation != generation_) return;
     pausing_ = true;
     asio::error_code ignored;
     acceptor_.cancel(ignored);

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <optional>
@@ -109,6 +110,7 @@ class MetricsServer {
   std::list<Connection> connections_;
   bool pausing_ = false;
   std::vector<PausedConnection> paused_;  // filled while pausing
+  std::uint64_t generation_ = 0;          // one more at each resume_with()
   std::atomic<std::size_t> busy_{0};      // accept loop and connections still running
 
   std::shared_ptr<prometheus::Collectable> build_info_;
