@@ -70,7 +70,6 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
     if (!handed) return 1;
     keep_trying(control, start_metrics);  // the balancer serves on meanwhile
   }
-  server.start();
 
   Config running = config;
   bool upgrading = false;  // a reload waits for the next SIGHUP meanwhile
@@ -127,6 +126,9 @@ int run_proxy_daemon(const std::string& config_path, const Config& config,
                            upgrading = false;
                            log_error("upgrade failed: {}; this program serves on", error);
                          }});
+  // Serving only once signals are ours: a SIGTERM right after the first
+  // request is a graceful stop (the Unix socket file removed), not a death.
+  server.start();
   finish_upgrade(handed);
   handed.reset();
   // Only now: whoever waits for this line may signal the daemon at once.

@@ -196,6 +196,8 @@ TEST_CASE("the proxy listens and connects over IPv6 and Unix sockets", "[proxy][
   CHECK(via_v6.header("X-Worker-Name") == "unix");
 
   // The proxy removes its Unix socket file when it stops.
-  CHECK(exited_with(proxy.process().stop(), 0));
+  const int status = proxy.process().stop();
+  INFO(describe_status(status) << "; the proxy's log:\n" << proxy.process().log());
+  CHECK(exited_with(status, 0));
   CHECK_FALSE(std::filesystem::exists(unix_listen.path));
 }
