@@ -90,9 +90,10 @@ void AccessLog::write(const AccessRecord& r) const {
   if (fd < 0) return;
   const std::string line = fmt::format(
       "{} pool={} backend={} status={} outcome={} in={} out={} queue_ms={:.3f} total_ms={:.3f} "
-      "method={} uri={}\n",
+      "trace={} method={} uri={}\n",
       utc_timestamp(), r.pool, r.backend.empty() ? "-" : r.backend, r.status, r.outcome, r.bytes_in,
-      r.bytes_out, r.queue_ms, r.total_ms, escape_log_value(r.method), escape_log_value(r.uri));
+      r.bytes_out, r.queue_ms, r.total_ms, r.trace_id.empty() ? "-" : r.trace_id,
+      escape_log_value(r.method), escape_log_value(r.uri));
   write_fully(fd, line);
 }
 

@@ -3,7 +3,8 @@
 //
 // Format (space-separated key=value, values without spaces; "-" when unknown):
 //   2026-11-24T20:10:28.123Z pool=app backend=127.0.0.1:5001 status=200
-//   in=532 out=10240 queue_ms=0.000 total_ms=1.234 method=GET uri=/path?q=1
+//   in=532 out=10240 queue_ms=0.000 total_ms=1.234
+//   trace=4bf92f3577b34da6a3ce929d0e0e4736 method=GET uri=/path?q=1
 // `in`/`out` count bytes from and to the client; `queue_ms` is the time spent
 // waiting for a free backend; status 499 means the client left first.
 #pragma once
@@ -29,6 +30,7 @@ struct AccessRecord {
   std::uint64_t bytes_out = 0;
   double queue_ms = 0;
   double total_ms = 0;
+  std::string_view trace_id;  // the W3C trace id, "" when the request has none
   std::string_view method;
   std::string_view uri;
 };

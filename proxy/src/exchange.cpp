@@ -18,6 +18,7 @@
 #include "access_log.hpp"
 #include "byte_ring.hpp"
 #include "client_budget.hpp"
+#include "forwarded_head.hpp"
 #include "local_shortage.hpp"
 #include "response_spill.hpp"
 #include "scgi/error_response.hpp"
@@ -54,7 +55,8 @@ ReportThrottle g_connect_shortage_reports(std::chrono::seconds(10));
 // The same for responses that could not be spilled to disk.
 ReportThrottle g_spill_failure_reports(std::chrono::seconds(10));
 
-using Gather = std::array<asio::const_buffer, 2>;
+// Up to four pieces in one write: a forwarded header (three) and the body that came with it.
+using Gather = std::array<asio::const_buffer, 4>;
 
 // Bytes written to `socket` that its peer has not taken yet (SIOCOUTQ); 0 when unknown.
 std::uint64_t unacknowledged_bytes(Socket& socket) {
@@ -253,10 +255,13 @@ class Exchange {
   std::uint64_t sent_to_client_ = 0;
   std::uint64_t received_from_backend_ = 0;
   std::chrono::nanoseconds queue_wait_{0};
+  ForwardedHead forwarded_head_;  // planned once the header is complete
 };
 
 asio::awaitable<void> Exchange::serve() {
   if (!co_await read_header()) co_return;
+  forwarded_head_.plan(parser_, {.queue_time = settings_->queue_time,
+                                 .create_traceparent = settings_->create_traceparent});
   // A body that came whole with its header (the common case) skips this step.
   if (body_remaining_ > 0 && early_body_.size() < settings_->body_buffer_bytes &&
       !co_await buffer_body())
@@ -555,9 +560,14 @@ asio::awaitable<bool> Exchange::connect(Lease& lease) {
 }
 
 asio::awaitable<bool> Exchange::send_head() {
-  // The header exactly as received, with whatever body came along or was buffered.
-  const asio::error_code ec =
-      co_await send_to_backend({asio::buffer(parser_.raw_header()), asio::buffer(early_body_)});
+  // The header with the pool's variables, and whatever body came along or was buffered.
+  const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait_);
+  const auto accepted = std::chrono::system_clock::now() - (Clock::now() - started_);
+  const auto head = forwarded_head_.pieces(
+      std::chrono::time_point_cast<std::chrono::system_clock::duration>(accepted), waited);
+  const Gather pieces{asio::buffer(head[0]), asio::buffer(head[1]), asio::buffer(head[2]),
+                      asio::buffer(early_body_)};
+  const asio::error_code ec = co_await send_to_backend(pieces);
   if (ec) {
     upload_done_ = true;
     co_return false;
@@ -595,7 +605,9 @@ asio::awaitable<void> Exchange::upload_body() {
     bytes_in_ += n;
     body_remaining_ -= n;
     budget_.add_bytes(n);
-    ec = co_await send_to_backend({asio::buffer(buffer.get(), n), asio::const_buffer()});
+    // Named, not a temporary in the co_await: g++ 12 rejects an array initialiser there.
+    const Gather piece{asio::buffer(buffer.get(), n)};
+    ec = co_await send_to_backend(piece);
   }
   upload_done_ = true;
   if (!ec) backend_watch_.arm(settings_->request_timeout);  // from here the backend owes an answer
@@ -837,6 +849,7 @@ void Exchange::record(Clock::time_point done) {
                        .bytes_out = bytes_out_,
                        .queue_ms = std::chrono::duration<double, std::milli>(queue_wait_).count(),
                        .total_ms = std::chrono::duration<double, std::milli>(total).count(),
+                       .trace_id = forwarded_head_.trace_id(),
                        .method = parser_.find("REQUEST_METHOD"),
                        .uri = parser_.find("REQUEST_URI")});
   }

@@ -383,6 +383,8 @@ void PoolReader::read_traffic(ConfigReader& reader, PoolConfig& pool) {
   read_buffer_size(reader, "response_buffer", pool.response_buffer_bytes);
   reader.read_size("response_spill", pool.response_spill_bytes);
   reader.read_size("client_min_rate", pool.client_min_rate);
+  reader.read_bool("queue_time", pool.queue_time);
+  reader.read_bool("create_traceparent", pool.create_traceparent);
 }
 
 // The keys of workers the manager runs.

@@ -536,7 +536,8 @@ bool send_bytes(int fd, std::string_view bytes) {
 // new image serves the request once the rest arrives.
 void head_goes_on_in_the_new_image(std::size_t sent_before) {
   TempDir dir;
-  HeadProxy setup(dir, "client_timeout = \"30s\"");
+  // queue_time off: the worker echoes the head exactly as the client sent it.
+  HeadProxy setup(dir, "client_timeout = \"30s\"\nqueue_time = false");
   UpgradableProxy& proxy = setup.proxy;
   const pid_t pid = proxy.process().pid();
   const std::string request = get_request("/begun-before-the-upgrade?echo=1");
@@ -622,7 +623,8 @@ TEST_CASE(
     "state back",
     "[proxy][upgrade]") {
   TempDir dir;
-  HeadProxy setup(dir, "client_timeout = \"30s\"");
+  // queue_time off: the worker echoes the head exactly as the client sent it.
+  HeadProxy setup(dir, "client_timeout = \"30s\"\nqueue_time = false");
   UpgradableProxy& proxy = setup.proxy;
   const std::string request = get_request("/begun-before-a-failed-upgrade?echo=1");
   const int client = connect_to(setup.listen);

@@ -108,6 +108,8 @@ const std::map<std::string_view, std::function<void(PoolConfig&)>>& one_change_p
       {"response_buffer", [](PoolConfig& p) { p.response_buffer_bytes = 100; }},
       {"response_spill", [](PoolConfig& p) { p.response_spill_bytes = 100; }},
       {"client_min_rate", [](PoolConfig& p) { p.client_min_rate = 100; }},
+      {"queue_time", [](PoolConfig& p) { p.queue_time = false; }},
+      {"create_traceparent", [](PoolConfig& p) { p.create_traceparent = true; }},
       {"max_requests", [](PoolConfig& p) { p.max_requests = 100; }},
       {"max_lifetime", [](PoolConfig& p) { p.max_lifetime = Milliseconds(1); }},
       {"max_rss", [](PoolConfig& p) { p.max_rss_bytes = 100; }},

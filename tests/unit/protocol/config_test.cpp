@@ -121,6 +121,8 @@ TEST_CASE("a minimal manager file gets every default of docs/design.md", "[confi
   CHECK(pool.response_buffer_bytes == 256 * 1024);
   CHECK(pool.response_spill_bytes == 1ull << 30);
   CHECK(pool.client_min_rate == 8 * 1024);
+  CHECK(pool.queue_time);
+  CHECK_FALSE(pool.create_traceparent);
   CHECK(pool.max_requests == 0);
   CHECK(pool.max_lifetime == Milliseconds(0));
   CHECK(pool.max_rss_bytes == 0);
@@ -194,6 +196,8 @@ body_buffer = "1MiB"
 response_buffer = "0"
 response_spill = "0"
 client_min_rate = "1KiB"
+queue_time = false
+create_traceparent = true
 max_requests = 1000
 max_lifetime = "1h"
 max_rss = "512MiB"
@@ -254,6 +258,8 @@ backends = ["127.0.0.1:5001", "[::1]:5002", "unix:/run/app.sock"]
   CHECK(web.response_buffer_bytes == 0);
   CHECK(web.response_spill_bytes == 0);
   CHECK(web.client_min_rate == 1024);
+  CHECK_FALSE(web.queue_time);
+  CHECK(web.create_traceparent);
   CHECK(web.max_requests == 1000);
   CHECK(web.max_lifetime == Milliseconds(3'600'000));
   CHECK(web.max_rss_bytes == 512ull << 20);
@@ -268,7 +274,7 @@ backends = ["127.0.0.1:5001", "[::1]:5002", "unix:/run/app.sock"]
   CHECK(web.ready_timeout == Milliseconds(15'000));
 
   const scgi::PoolConfig& other = config.pools[1];
-  CHECK(other.position.line == 46);
+  CHECK(other.position.line == 48);
   CHECK(other.socket == scgi::SocketMode::unix_socket);
   CHECK(other.min_workers == 7);
   CHECK(other.max_workers == 7);

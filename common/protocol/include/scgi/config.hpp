@@ -142,6 +142,11 @@ struct PoolConfig {
   // on it (body or response): its waits may total client_timeout plus one
   // second per client_min_rate bytes moved. 0 = only client_timeout per gap.
   std::uint64_t client_min_rate = 8 * 1024;
+  // Variables added to each request's header (docs/design.md, "Variables the
+  // proxy adds"): the accept's time and the queue wait, for APM agents and
+  // autoscalers; a new W3C traceparent for requests that came without one.
+  bool queue_time = true;
+  bool create_traceparent = false;
 
   std::uint64_t max_requests = 0;   // 0 = never recycle on count
   Milliseconds max_lifetime{0};     // 0 = never recycle on age

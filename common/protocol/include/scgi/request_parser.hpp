@@ -72,6 +72,11 @@ class RequestParser {
   // The raw header ("len:block,"), exactly as received: forward this.
   const std::string& raw_header() const { return raw_; }
 
+  // Valid once complete: the pairs' bytes ("NAME\0value\0..."), without the
+  // netstring's length and comma; a view into raw_header().
+  std::string_view block() const {
+    return std::string_view(raw_).substr(block_start_, block_length_);
+  }
   // Valid once complete: the pairs in order, as views into raw_header().
   const std::vector<HeaderPair>& headers() const { return headers_; }
   std::uint64_t content_length() const { return content_length_; }

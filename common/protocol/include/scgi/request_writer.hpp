@@ -1,5 +1,5 @@
 // Builds SCGI requests: for tests, the benchmark's load generator and sample
-// clients. The proxy itself never rebuilds a request; it forwards the bytes.
+// clients. The proxy forwards the client's pairs as read (proxy/src/forwarded_head.hpp).
 #pragma once
 
 #include <string>

@@ -1,0 +1,97 @@
+#include "forwarded_head.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iterator>
+
+namespace scgi::proxy {
+namespace {
+
+// A pair's bytes in the block ("NAME\0value\0"), from the parser's views into it.
+std::string_view pair_bytes(const HeaderPair& pair) {
+  return {pair.first.data(), static_cast<std::size_t>(pair.second.data() + pair.second.size() + 1 -
+                                                      pair.first.data())};
+}
+
+void append_pair(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.push_back('\0');
+  out.append(value);
+  out.push_back('\0');
+}
+
+}  // namespace
+
+void ForwardedHead::plan(const RequestParser& parser, HeadAdditions additions) {
+  parser_ = &parser;
+  bool has_request_start = false;
+  bool has_own_queue_wait = false;
+  int traceparents = 0;
+  std::string_view traceparent;
+  for (const auto& [name, value] : parser.headers()) {
+    if (name == kRequestStartName) {
+      has_request_start = true;
+    } else if (name == kQueueWaitName) {
+      has_own_queue_wait = true;
+    } else if (name == kTraceparentName) {
+      ++traceparents;
+      traceparent = value;
+    }
+  }
+  // Two traceparents are no trace context at all (the W3C rules): neither is trusted.
+  const bool trace_valid = traceparents == 1 && valid_traceparent(traceparent);
+  has_trace_id_ = false;
+  if (trace_valid) keep_trace_id(trace_id_of(traceparent));
+
+  add_request_start_ = additions.queue_time && !has_request_start;
+  add_queue_wait_ = additions.queue_time;
+  traceparent_created_ = additions.create_traceparent && !trace_valid;
+  if (traceparent_created_) {
+    created_traceparent_ = new_traceparent();
+    keep_trace_id(trace_id_of({created_traceparent_.data(), created_traceparent_.size()}));
+  }
+  const bool drop_queue_wait = add_queue_wait_ && has_own_queue_wait;
+  const bool drop_traceparents = traceparent_created_ && traceparents > 0;
+  unchanged_ = !add_request_start_ && !add_queue_wait_ && !traceparent_created_;
+
+  kept_pairs_.clear();
+  if (!drop_queue_wait && !drop_traceparents) return;
+  for (const HeaderPair& pair : parser.headers()) {
+    if (drop_queue_wait && pair.first == kQueueWaitName) continue;
+    if (drop_traceparents && pair.first == kTraceparentName) continue;
+    kept_pairs_.append(pair_bytes(pair));
+  }
+}
+
+void ForwardedHead::keep_trace_id(std::string_view id) {
+  std::copy(id.begin(), id.end(), trace_id_.begin());
+  has_trace_id_ = true;
+}
+
+std::array<std::string_view, 3> ForwardedHead::pieces(
+    std::chrono::system_clock::time_point accepted, std::chrono::microseconds queue_wait) {
+  if (unchanged_) return {parser_->raw_header(), {}, {}};
+  const std::string_view pairs = kept_pairs_.empty() ? parser_->block() : kept_pairs_;
+  added_.clear();
+  // Formatted in place: no string of its own per value.
+  if (add_request_start_) {
+    const auto since_epoch =
+        std::chrono::duration_cast<std::chrono::microseconds>(accepted.time_since_epoch());
+    fmt::format_to(std::back_inserter(added_), "{}{}t={}{}", kRequestStartName, '\0',
+                   since_epoch.count(), '\0');
+  }
+  if (add_queue_wait_)
+    fmt::format_to(std::back_inserter(added_), "{}{}{}{}", kQueueWaitName, '\0', queue_wait.count(),
+                   '\0');
+  if (traceparent_created_)
+    append_pair(added_, kTraceparentName,
+                {created_traceparent_.data(), created_traceparent_.size()});
+  const std::size_t block_size = pairs.size() + added_.size();
+  added_.push_back(',');
+  const auto end = fmt::format_to_n(length_.data(), length_.size(), "{}:", block_size).out;
+  return {std::string_view(length_.data(), static_cast<std::size_t>(end - length_.data())), pairs,
+          added_};
+}
+
+}  // namespace scgi::proxy

@@ -1,0 +1,77 @@
+#include "trace_context.hpp"
+
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+
+namespace scgi::proxy {
+namespace {
+
+bool is_lower_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+// A field of `size` lowercase hex digits, not all zeros when `nonzero`.
+bool hex_field(std::string_view field, bool nonzero) {
+  if (!std::all_of(field.begin(), field.end(), is_lower_hex)) return false;
+  return !nonzero || field.find_first_not_of('0') != std::string_view::npos;
+}
+
+// Random bits for ids: a generator per thread, seeded from the kernel once,
+// so that a request costs no system call.
+std::uint64_t random_bits() {
+  thread_local std::mt19937_64 generator = [] {
+    std::uint64_t seed[2] = {};
+    if (::getrandom(seed, sizeof seed, 0) != sizeof seed) seed[0] = std::random_device{}();
+    std::seed_seq sequence{seed[0], seed[0] >> 32, seed[1], seed[1] >> 32};
+    return std::mt19937_64(sequence);
+  }();
+  return generator();
+}
+
+void write_hex(std::uint64_t value, char* out, int digits) {
+  constexpr char kDigits[] = "0123456789abcdef";
+  for (int i = digits - 1; i >= 0; --i) {
+    out[i] = kDigits[value & 0xf];
+    value >>= 4;
+  }
+}
+
+}  // namespace
+
+bool valid_traceparent(std::string_view value) {
+  if (value.size() < kTraceparentSize) return false;
+  const std::string_view version = value.substr(0, 2);
+  if (!hex_field(version, false) || version == "ff") return false;
+  // Version 00 is exactly 55 characters; a later one may carry more after a '-'.
+  if (version == "00" ? value.size() != kTraceparentSize
+                      : value.size() > kTraceparentSize && value[kTraceparentSize] != '-')
+    return false;
+  return value[2] == '-' && value[35] == '-' && value[52] == '-' &&
+         hex_field(value.substr(3, kTraceIdSize), true) && hex_field(value.substr(36, 16), true) &&
+         hex_field(value.substr(53, 2), false);
+}
+
+std::array<char, kTraceparentSize> new_traceparent() {
+  std::array<char, kTraceparentSize> out{};
+  std::uint64_t ids[3];
+  do {  // an all-zero id is invalid; one in 2^64, but never sent
+    for (auto& id : ids)
+      id = random_bits();
+  } while ((ids[0] == 0 && ids[1] == 0) || ids[2] == 0);
+  out[0] = '0';
+  out[1] = '0';
+  out[2] = '-';
+  write_hex(ids[0], &out[3], 16);
+  write_hex(ids[1], &out[19], 16);
+  out[35] = '-';
+  write_hex(ids[2], &out[36], 16);
+  out[52] = '-';
+  out[53] = '0';
+  out[54] = '1';
+  return out;
+}
+
+}  // namespace scgi::proxy
