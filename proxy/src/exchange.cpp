@@ -11,7 +11,9 @@
 #include <sys/ioctl.h>
 
 #include <array>
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <variant>
 #include <vector>
 
@@ -202,8 +204,14 @@ class Exchange {
   void release_backend() {
     asio::error_code ignored;
     if (backend_) backend_->close(ignored);
+    end_slow_watch();
     lease_.reset();
   }
+  // slow_request_threshold: from the send on, a request still on its backend
+  // at the threshold is reported (once), and then its end.
+  void begin_slow_watch();
+  void report_slow();
+  void end_slow_watch();
   // Input the client may still send that was never read: a close now would
   // make the kernel answer it with a reset, which can destroy our answer.
   bool input_unread() const {
@@ -256,6 +264,11 @@ class Exchange {
   std::uint64_t received_from_backend_ = 0;
   std::chrono::nanoseconds queue_wait_{0};
   ForwardedHead forwarded_head_;  // planned once the header is complete
+  // Only for pools with slow_request_threshold; a timer costs nothing elsewhere.
+  std::optional<Watchdog> slow_watch_;
+  Clock::time_point sent_at_;              // to the backend
+  std::uint64_t slow_id_ = 0;              // reported as slow (0: not)
+  std::shared_ptr<Backend> slow_backend_;  // the backend it was reported on
 };
 
 asio::awaitable<void> Exchange::serve() {
@@ -332,6 +345,7 @@ asio::awaitable<void> Exchange::serve() {
 
   lease_.backend().count_request();
   if (access_log_.enabled()) served_by_ = lease_.backend_ptr();
+  begin_slow_watch();
   if (!co_await send_head()) {
     co_await relay();  // the backend stopped reading; it may still have answered
   } else if (body_remaining_ == 0) {
@@ -340,6 +354,40 @@ asio::awaitable<void> Exchange::serve() {
     // Full duplex: a backend may answer while the body still streams in.
     co_await (upload_body() && relay());
   }
+}
+
+void Exchange::begin_slow_watch() {
+  sent_at_ = Clock::now();
+  if (settings_->slow_request_threshold.count() <= 0 || !pool_->events().slow) return;
+  slow_watch_.emplace(client_.get_executor(), [this] { report_slow(); });
+  slow_watch_->arm(settings_->slow_request_threshold);
+}
+
+void Exchange::report_slow() {
+  if (slow_id_ != 0 || !lease_) return;
+  static std::atomic<std::uint64_t> next_id{1};
+  slow_id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+  slow_backend_ = lease_.backend_ptr();
+  const auto now = Clock::now();
+  const SlowRequest request{
+      .id = slow_id_,
+      .method = std::string(parser_.find("REQUEST_METHOD")),
+      .uri = std::string(parser_.find("REQUEST_URI")),
+      .trace_id = std::string(forwarded_head_.trace_id()),
+      .accepted = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+          std::chrono::system_clock::now() - (now - started_)),
+      .queue_wait = queue_wait_,
+      .running = now - sent_at_};
+  pool_->events().slow(*pool_, slow_backend_, request);
+}
+
+void Exchange::end_slow_watch() {
+  if (!slow_watch_) return;
+  slow_watch_->stop();
+  slow_watch_.reset();
+  if (slow_id_ != 0 && pool_->events().slow_ended)
+    pool_->events().slow_ended(*pool_, slow_backend_, slow_id_, status_, Clock::now() - sent_at_);
+  slow_backend_.reset();
 }
 
 void Exchange::received(std::string_view bytes) {

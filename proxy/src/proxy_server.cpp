@@ -352,6 +352,26 @@ Pool::Events ProxyServer::pool_events() {
                  if (auto pool = weak.lock()) on_backend_timed_out(pool, backend, uri, elapsed);
                });
   };
+  events.slow = [this](Pool& pool, const std::shared_ptr<Backend>& backend,
+                       const SlowRequest& request) {
+    asio::post(control_, [this, weak = pool.weak_from_this(), backend, request] {
+      auto pool = weak.lock();
+      if (!pool) return;
+      tell_listeners(pool.get(), [&](const PoolListener& listener) {
+        if (listener.slow) listener.slow(backend, request);
+      });
+    });
+  };
+  events.slow_ended = [this](Pool& pool, const std::shared_ptr<Backend>& backend, std::uint64_t id,
+                             int status, std::chrono::nanoseconds running) {
+    asio::post(control_, [this, weak = pool.weak_from_this(), backend, id, status, running] {
+      auto pool = weak.lock();
+      if (!pool) return;
+      tell_listeners(pool.get(), [&](const PoolListener& listener) {
+        if (listener.slow_ended) listener.slow_ended(backend, id, status, running);
+      });
+    });
+  };
   return events;
 }
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
+
 namespace scgi {
 namespace {
 
@@ -50,6 +52,32 @@ ConfigResult ConfigResult::fail(std::vector<ConfigError> errors) {
   ConfigResult result;
   result.errors_ = std::move(errors);
   return result;
+}
+
+namespace {
+
+struct SignalName {
+  int number;
+  std::string_view name;
+};
+constexpr SignalName kSlowRequestSignals[] = {{SIGUSR1, "SIGUSR1"},
+                                              {SIGUSR2, "SIGUSR2"},
+                                              {SIGQUIT, "SIGQUIT"},
+                                              {SIGWINCH, "SIGWINCH"},
+                                              {SIGPROF, "SIGPROF"}};
+
+}  // namespace
+
+std::optional<int> slow_request_signal_number(std::string_view name) {
+  for (const SignalName& signal : kSlowRequestSignals)
+    if (signal.name == name) return signal.number;
+  return std::nullopt;
+}
+
+std::string_view slow_request_signal_name(int number) {
+  for (const SignalName& signal : kSlowRequestSignals)
+    if (signal.number == number) return signal.name;
+  return {};
 }
 
 std::string summarize(const Config& config) {

@@ -17,7 +17,7 @@ std::string dump_line(const json& value) {
   return value.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-constexpr std::array<std::pair<Command, std::string_view>, 10> kCommandNames{{
+constexpr std::array<std::pair<Command, std::string_view>, 11> kCommandNames{{
     {Command::status, "status"},
     {Command::start, "start"},
     {Command::stop, "stop"},
@@ -27,6 +27,7 @@ constexpr std::array<std::pair<Command, std::string_view>, 10> kCommandNames{{
     {Command::drain, "drain"},
     {Command::undrain, "undrain"},
     {Command::logs, "logs"},
+    {Command::slowlog, "slowlog"},
     {Command::upgrade, "upgrade"},
 }};
 
@@ -46,6 +47,7 @@ struct Argument {
 std::vector<Argument> arguments_of(Command command) {
   switch (command) {
     case Command::status:
+    case Command::slowlog:
       return {{"pool", false}};
     case Command::start:
     case Command::stop:
@@ -161,6 +163,7 @@ void to_json(json& out, const PoolStatus& pool) {
              {"latency_p50_seconds", pool.latency_p50_seconds},
              {"latency_p99_seconds", pool.latency_p99_seconds},
              {"restarts", pool.restarts},
+             {"slow_requests", pool.slow_requests},
              {"workers", pool.workers}};
 }
 
@@ -182,6 +185,7 @@ void from_json(const json& in, PoolStatus& pool) {
   if (in.contains("latency_p99_seconds"))
     in.at("latency_p99_seconds").get_to(read.latency_p99_seconds);
   if (in.contains("restarts")) in.at("restarts").get_to(read.restarts);
+  if (in.contains("slow_requests")) in.at("slow_requests").get_to(read.slow_requests);
   if (in.contains("workers")) in.at("workers").get_to(read.workers);
   pool = std::move(read);
 }

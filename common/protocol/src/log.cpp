@@ -37,7 +37,10 @@ bool log_enabled(LogLevel level) {
 }
 
 std::string utc_timestamp() {
-  const auto now = std::chrono::system_clock::now();
+  return utc_timestamp(std::chrono::system_clock::now());
+}
+
+std::string utc_timestamp(std::chrono::system_clock::time_point now) {
   const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
   const auto millis =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;

@@ -101,6 +101,7 @@ class PoolReader {
   void refuse_switch_without_root(ConfigReader& reader, PoolConfig& pool);
   void read_listen_access(ConfigReader& reader, PoolConfig& pool);
   void read_restart_backoff(ConfigReader& reader, PoolConfig& pool);
+  void read_slow_requests(ConfigReader& reader, PoolConfig& pool);
   void check_placeholders(ConfigReader& reader, const PoolConfig& pool);
 
   Mode mode_;
@@ -411,6 +412,7 @@ void PoolReader::read_workers(ConfigReader& reader, PoolConfig& pool) {
     reader.error_at_key("idle_timeout",
                         "idle_timeout only applies to a pool that grows and shrinks: set "
                         "min_workers and max_workers, or remove it");
+  read_slow_requests(reader, pool);
   // With socket unusable, every placeholder would look misplaced.
   if (socket_known) check_placeholders(reader, pool);
 }
@@ -630,6 +632,27 @@ void PoolReader::read_listen_access(ConfigReader& reader, PoolConfig& pool) {
                                 quote(pool.listen_group), pool.listen_group));
     pool.listen_group.clear();
   }
+}
+
+void PoolReader::read_slow_requests(ConfigReader& reader, PoolConfig& pool) {
+  reader.read_duration("slow_request_threshold", pool.slow_request_threshold);
+  std::string signal;
+  if (!reader.read_string("slow_request_signal", signal) || signal.empty()) return;
+  const std::optional<int> number = slow_request_signal_number(signal);
+  if (!number) {
+    reader.error_at(*reader.node("slow_request_signal"),
+                    fmt::format("slow_request_signal must be \"SIGUSR1\", \"SIGUSR2\", "
+                                "\"SIGQUIT\", \"SIGWINCH\", \"SIGPROF\" or \"\" (none), not {} "
+                                "(a signal that stops the worker is not a report)",
+                                quote(signal)));
+    return;
+  }
+  if (pool.slow_request_threshold.count() == 0) {
+    reader.error_at(*reader.node("slow_request_signal"),
+                    "slow_request_signal needs slow_request_threshold: when is a request slow?");
+    return;
+  }
+  pool.slow_request_signal = *number;
 }
 
 void PoolReader::read_restart_backoff(ConfigReader& reader, PoolConfig& pool) {

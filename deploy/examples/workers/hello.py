@@ -4,14 +4,19 @@
 It listens where scgi-manager tells it: on the socket handed over as fd 3
 (socket = "inherit": LISTEN_FDS=1 and LISTEN_PID, systemd's convention), or on
 --port PORT / --unix PATH (socket = "port" / "unix"). One request at a time;
-each gets a small text answer naming the worker. SIGTERM ends it after the
-request in progress.
+each gets a small text answer naming the worker (after sleep_ms=N in the
+query string, N milliseconds). SIGTERM ends it after the request in progress;
+SIGUSR1 prints every thread's stack to stderr (faulthandler), which
+scgi-manager's slow log collects with slow_request_signal = "SIGUSR1".
 """
 import argparse
+import faulthandler
 import os
 import signal
 import socket
 import sys
+import time
+import urllib.parse
 
 LISTEN_FDS_START = 3
 
@@ -91,6 +96,7 @@ def main():
         server.close()  # wakes accept(); the request in progress, if any, finishes
 
     signal.signal(signal.SIGTERM, stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     worker = "%s[%s]" % (os.environ.get("SCGI_POOL", "hello"), os.environ.get("SCGI_WORKER", "-"))
     while not stopping:
         try:
@@ -102,6 +108,10 @@ def main():
                 env, body = read_request(conn)
                 if env is None:
                     continue  # a connection that sent nothing: a health check
+                query = urllib.parse.parse_qs(env.get("QUERY_STRING", ""))
+                sleep_ms = int(query.get("sleep_ms", ["0"])[0])
+                if sleep_ms > 0:
+                    time.sleep(sleep_ms / 1000)
                 answer(conn, "200 OK", "hello from %s pid %d: %s %s, %d body bytes\n" % (
                     worker, os.getpid(), env.get("REQUEST_METHOD", "-"),
                     env.get("REQUEST_URI", "-"), len(body)))

@@ -51,6 +51,10 @@ class ControlHandler {
   using LogCallback = std::function<void(const std::string& line)>;
   virtual std::uint64_t subscribe_logs(const WorkerTarget& target, LogCallback callback) = 0;
   virtual void unsubscribe_logs(std::uint64_t subscription) = 0;
+
+  // The slow log's entries of the pool ("" = every pool), oldest first, each
+  // as its JSON object (docs/control-protocol.md, `slowlog`).
+  virtual Result<std::vector<nlohmann::json>> slowlog(const std::string& pool) = 0;
 };
 
 }  // namespace scgi::manager

@@ -328,6 +328,12 @@ std::string progress_line(const json& id, const std::string& step) {
   return line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
+std::string slowlog_reply(ControlHandler& handler, const Request& request) {
+  auto entries = handler.slowlog(request.pool);
+  if (!entries) return control::error_reply(request.id, entries.error());
+  return reply_with(request.id, "entries", entries.value());
+}
+
 // Runs every command but `logs`; returns the reply line. `progress` hears the
 // steps of a restart.
 asio::awaitable<std::string> execute(State& state, const Request& request, const Peer& peer,
@@ -341,6 +347,7 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
       if (!pools) co_return control::error_reply(request.id, pools.error());
       co_return reply_with(request.id, "pools", pools.value());
     }
+    if (request.command == Command::slowlog) co_return slowlog_reply(handler, request);
     switch (request.command) {
       case Command::start:
         outcome = co_await handler.start(target);
@@ -364,6 +371,7 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
         outcome = co_await handler.undrain(target);
         break;
       case Command::status:
+      case Command::slowlog:
       case Command::logs:
       case Command::upgrade:  // execute_upgrade()
         break;

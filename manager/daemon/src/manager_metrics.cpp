@@ -35,6 +35,9 @@ std::vector<prometheus::MetricFamily> ManagerMetrics::Collect() const {
   auto limits = metric_family("scgi_pool_workers_limit",
                               "The pool's bounds on its worker count (min_workers, max_workers).",
                               MetricType::Gauge);
+  auto slow = metric_family("scgi_slow_requests_total",
+                            "Requests that ran past the pool's slow_request_threshold on a worker.",
+                            MetricType::Counter);
 
   for (const control::PoolStatus& pool : status_()) {
     const std::string& name = pool.name;
@@ -83,11 +86,13 @@ std::vector<prometheus::MetricFamily> ManagerMetrics::Collect() const {
     }
 
     failing.metric.push_back(gauge_metric({{"pool", name}}, pool.failing ? 1 : 0));
+    slow.metric.push_back(
+        counter_metric({{"pool", name}}, static_cast<double>(pool.slow_requests)));
     limits.metric.push_back(gauge_metric({{"bound", "min"}, {"pool", name}}, pool.min_workers));
     limits.metric.push_back(gauge_metric({{"bound", "max"}, {"pool", name}}, pool.max_workers));
   }
-  return {std::move(workers), std::move(restarts), std::move(memory),
-          std::move(cpu),     std::move(failing),  std::move(limits)};
+  return {std::move(workers), std::move(restarts), std::move(memory), std::move(cpu),
+          std::move(failing), std::move(limits),   std::move(slow)};
 }
 
 }  // namespace scgi::manager

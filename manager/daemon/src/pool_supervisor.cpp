@@ -10,6 +10,7 @@
 
 #include "config_diff.hpp"
 #include "pool_worker.hpp"
+#include "process_snapshot.hpp"
 #include "process_stats.hpp"
 #include "readiness_probe.hpp"
 #include "scgi/log.hpp"
@@ -20,6 +21,11 @@ namespace scgi::manager {
 namespace {
 
 using std::chrono::duration_cast;
+using namespace std::chrono_literals;
+
+// How long a slow request's worker output is collected at most, and after its end.
+constexpr auto kSlowOutputWatch = 30s;
+constexpr auto kSlowOutputLinger = 1s;
 
 // "exit status 1", "signal 9 (Killed)".
 std::string describe_wait_status(int status) {
@@ -41,6 +47,8 @@ PoolSupervisor::PoolSupervisor(const Context& context, PoolConfig config,
       launcher_(context.launcher),
       clock_(context.clock),
       runtime_dir_(context.runtime_dir),
+      logs_(context.logs),
+      slow_log_(context.slow_log),
       target_(config_.min_workers),
       scaler_(config_.idle_timeout),
       random_(std::random_device{}()) {
@@ -53,12 +61,20 @@ PoolSupervisor::PoolSupervisor(const Context& context, PoolConfig config,
                               const std::string& uri, std::chrono::nanoseconds elapsed) {
     on_backend_timed_out(backend, uri, elapsed);
   };
+  listener.slow = [this](const std::shared_ptr<proxy::Backend>& backend,
+                         const proxy::SlowRequest& request) { on_slow_request(backend, request); };
+  listener.slow_ended = [this](const std::shared_ptr<proxy::Backend>&, std::uint64_t id, int status,
+                               std::chrono::nanoseconds running) {
+    on_slow_request_ended(id, status, running);
+  };
   balancer_reports_ = context.proxy.subscribe(pool_, std::move(listener));
 }
 
 PoolSupervisor::~PoolSupervisor() {
   *alive_ = false;
   alive_.reset();
+  while (!output_watches_.empty())
+    stop_watching_output(output_watches_.begin()->first);
 }
 
 std::string PoolSupervisor::worker_name(const Worker& worker) const {
@@ -629,6 +645,83 @@ void PoolSupervisor::on_backend_timed_out(const std::shared_ptr<proxy::Backend>&
   replace(worker, RestartReason::health, "is stuck");
 }
 
+void PoolSupervisor::on_slow_request(const std::shared_ptr<proxy::Backend>& backend,
+                                     const proxy::SlowRequest& request) {
+  ++slow_requests_;
+  SlowEntry entry;
+  entry.id = request.id;
+  entry.pool = config_.name;
+  entry.method = request.method;
+  entry.uri = request.uri;
+  entry.trace_id = request.trace_id;
+  entry.accepted = request.accepted;
+  entry.queue_wait = request.queue_wait;
+  entry.running = request.running;
+  const WorkerPtr worker = find_by_backend(backend.get());
+  // Only a process of ours that is still there (not yet reaped): its PID cannot be another's.
+  if (worker && worker->pid > 0) {
+    entry.worker = worker->index;
+    entry.pid = worker->pid;
+    entry.snapshot = snapshot_process(worker->pid);
+    if (config_.slow_request_signal != 0 && ::kill(worker->pid, config_.slow_request_signal) == 0)
+      entry.signal = std::string(slow_request_signal_name(config_.slow_request_signal));
+  }
+  log_warn(
+      "{}: slow request {}: {} {} running for {} ms (slow_request_threshold {}), queued {} ms; "
+      "pid {}, {}, wchan {}, syscall {}{}",
+      worker ? worker_name(*worker) : "pool " + config_.name, request.id,
+      quote_for_log(request.method), quote_for_log(request.uri),
+      duration_cast<std::chrono::milliseconds>(request.running).count(),
+      format_duration(config_.slow_request_threshold),
+      duration_cast<std::chrono::milliseconds>(request.queue_wait).count(), entry.pid,
+      entry.snapshot.state.empty() ? "gone" : entry.snapshot.state, entry.snapshot.wchan,
+      entry.snapshot.syscall, entry.signal.empty() ? "" : "; sent " + entry.signal);
+  const bool watch = entry.worker.has_value();
+  slow_log_.add(std::move(entry));
+  if (!watch) return;
+
+  // What the worker writes next (a traceback, after the signal) goes into the
+  // entry, and is tagged in the pool's log.
+  auto output = std::make_unique<OutputWatch>(control_);
+  output->worker = worker->index;
+  output->tag = fmt::format("slow request {}", request.id);
+  logs_.tag(config_.name, worker->index, output->tag);
+  output->subscription = logs_.subscribe(
+      config_.name, worker->index,
+      [this, id = request.id](const std::string& line) { slow_log_.add_output(id, line); });
+  output->until.expires_after(kSlowOutputWatch);
+  output->until.async_wait(
+      [this, id = request.id, alive = std::weak_ptr<bool>(alive_)](const std::error_code& error) {
+        if (!error && alive.lock()) stop_watching_output(id);
+      });
+  output_watches_[request.id] = std::move(output);
+}
+
+void PoolSupervisor::on_slow_request_ended(std::uint64_t id, int status,
+                                           std::chrono::nanoseconds running) {
+  slow_log_.end(id, status, running);
+  const auto found = output_watches_.find(id);
+  if (found == output_watches_.end()) return;
+  // A second more: output the worker wrote as it finished may still be in its pipe.
+  OutputWatch& output = *found->second;
+  if (output.until.expiry() - Clock::now() < kSlowOutputLinger) return;
+  output.until.expires_after(kSlowOutputLinger);  // cancels the longer wait
+  output.until.async_wait(
+      [this, id, alive = std::weak_ptr<bool>(alive_)](const std::error_code& error) {
+        if (!error && alive.lock()) stop_watching_output(id);
+      });
+}
+
+void PoolSupervisor::stop_watching_output(std::uint64_t id) {
+  const auto found = output_watches_.find(id);
+  if (found == output_watches_.end()) return;
+  OutputWatch& output = *found->second;
+  logs_.unsubscribe(output.subscription);
+  logs_.untag(config_.name, output.worker, output.tag);
+  output.until.cancel();
+  output_watches_.erase(found);
+}
+
 // --- Reload and stop. ---
 
 void PoolSupervisor::update(PoolConfig config) {
@@ -700,6 +793,7 @@ control::PoolStatus PoolSupervisor::status() const {
   out.request_rate = traffic_.requests_per_second();
   out.latency_p50_seconds = traffic_.quantile_seconds(0.5);
   out.latency_p99_seconds = traffic_.quantile_seconds(0.99);
+  out.slow_requests = slow_requests_;
   for (const auto& [reason, label] : {std::pair{RestartReason::exit, "exit"},
                                       {RestartReason::signal, "signal"},
                                       {RestartReason::recycle, "recycle"},

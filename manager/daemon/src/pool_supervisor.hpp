@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -37,10 +38,12 @@
 #include "scgi/proxy/proxy_server.hpp"
 #include "scgi/result.hpp"
 #include "scgi/runtime/notifier.hpp"
+#include "slow_log.hpp"
 #include "supervisor_clock.hpp"
 #include "traffic_window.hpp"
 #include "usage_sampler.hpp"
 #include "worker_launcher.hpp"
+#include "worker_logs.hpp"
 #include "worker_socket.hpp"
 #include "worker_state.hpp"
 
@@ -57,6 +60,8 @@ class PoolSupervisor {
     WorkerLauncher& launcher;
     SupervisorClock& clock;
     std::string runtime_dir;
+    WorkerLogs& logs;   // worker output, tagged while a slow request's is watched
+    SlowLog& slow_log;  // slow_request_threshold's entries
   };
   PoolSupervisor(const Context& context, PoolConfig config, std::shared_ptr<proxy::Pool> pool);
   ~PoolSupervisor();
@@ -153,6 +158,13 @@ class PoolSupervisor {
   void on_backend_idle(const std::shared_ptr<proxy::Backend>& backend);
   void on_backend_timed_out(const std::shared_ptr<proxy::Backend>& backend, std::string uri,
                             std::chrono::nanoseconds elapsed);
+  // slow_request_threshold: the entry, the snapshot, the signal, and the
+  // worker's output watched until a second after the request ends (at most
+  // kSlowOutputWatch).
+  void on_slow_request(const std::shared_ptr<proxy::Backend>& backend,
+                       const proxy::SlowRequest& request);
+  void on_slow_request_ended(std::uint64_t id, int status, std::chrono::nanoseconds running);
+  void stop_watching_output(std::uint64_t id);
   WorkerPtr find_by_backend(const proxy::Backend* backend) const;
   std::vector<WorkerPtr> find_by_index(std::uint32_t index) const;
   std::string worker_name(const Worker& worker) const;
@@ -167,6 +179,8 @@ class PoolSupervisor {
   WorkerLauncher& launcher_;
   SupervisorClock& clock_;
   std::string runtime_dir_;
+  WorkerLogs& logs_;
+  SlowLog& slow_log_;
 
   std::list<WorkerPtr> workers_;  // in index order; a worker and its replacement side by side
   std::uint32_t target_;          // workers wanted (the scaler moves it in a dynamic pool)
@@ -183,6 +197,16 @@ class PoolSupervisor {
     std::shared_ptr<PinnedSocket> pinned;
   };
   std::vector<Lingering> lingering_;
+  std::uint64_t slow_requests_ = 0;  // scgi_slow_requests_total
+  // A slow request's worker output being collected into its entry.
+  struct OutputWatch {
+    explicit OutputWatch(asio::io_context& control) : until(control) {}
+    std::uint32_t worker = 0;
+    std::string tag;
+    std::uint64_t subscription = 0;
+    asio::steady_timer until;
+  };
+  std::map<std::uint64_t, std::unique_ptr<OutputWatch>> output_watches_;
   std::mt19937 random_;
   std::unique_ptr<Alarm> tick_alarm_;
   std::uint64_t ticks_ = 0;

@@ -64,7 +64,9 @@ void Supervisor::create_pool(const std::shared_ptr<proxy::Pool>& pool) {
                                         .usage = usage_,
                                         .launcher = launcher_,
                                         .clock = clock_,
-                                        .runtime_dir = runtime_dir_};
+                                        .runtime_dir = runtime_dir_,
+                                        .logs = logs_,
+                                        .slow_log = slow_log_};
   auto supervisor = std::make_unique<PoolSupervisor>(context, *settings, pool);
   if (started_) supervisor->start();
   pools_[settings->name] = std::move(supervisor);
@@ -345,6 +347,17 @@ std::uint64_t Supervisor::subscribe_logs(const WorkerTarget& target, LogCallback
 
 void Supervisor::unsubscribe_logs(std::uint64_t subscription) {
   logs_.unsubscribe(subscription);
+}
+
+Result<std::vector<nlohmann::json>> Supervisor::slowlog(const std::string& pool) {
+  if (!pool.empty()) {
+    if (auto found = find({pool, std::nullopt}); !found)
+      return Result<std::vector<nlohmann::json>>::fail(found.error());
+  }
+  std::vector<nlohmann::json> entries;
+  for (const SlowEntry& entry : slow_log_.entries(pool))
+    entries.push_back(entry);
+  return Result<std::vector<nlohmann::json>>::ok(std::move(entries));
 }
 
 }  // namespace scgi::manager

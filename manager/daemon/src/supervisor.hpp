@@ -19,6 +19,7 @@
 #include "process_launcher.hpp"
 #include "scgi/config.hpp"
 #include "scgi/proxy/proxy_server.hpp"
+#include "slow_log.hpp"
 #include "usage_sampler.hpp"
 #include "worker_logs.hpp"
 
@@ -74,6 +75,7 @@ class Supervisor : public ControlHandler {
   std::vector<std::string> recent_logs(const WorkerTarget& target, std::size_t lines) override;
   std::uint64_t subscribe_logs(const WorkerTarget& target, LogCallback callback) override;
   void unsubscribe_logs(std::uint64_t subscription) override;
+  Result<std::vector<nlohmann::json>> slowlog(const std::string& pool) override;
 
   // As the running configuration says (a reload may have changed it).
   Milliseconds shutdown_timeout() const { return config_.manager.shutdown_timeout; }
@@ -94,6 +96,7 @@ class Supervisor : public ControlHandler {
   Config config_;
   std::string runtime_dir_;
   WorkerLogs logs_;
+  SlowLog slow_log_;
   // Before the pools, which use them.
   UsageSampler usage_;
   ProcessLauncher launcher_;

@@ -158,8 +158,13 @@ json PoolSupervisor::handover_state(std::vector<int>& descriptors) const {
   json failures = json::array();
   for (const auto time : failing_.recent_failures())
     failures.push_back(to_json_time(time));
-  return {{"target", target_},    {"next_instance", next_instance_}, {"restarts", restarts},
-          {"failures", failures}, {"failing", failing_.failing()},   {"workers", workers}};
+  return {{"target", target_},
+          {"next_instance", next_instance_},
+          {"restarts", restarts},
+          {"failures", failures},
+          {"failing", failing_.failing()},
+          {"workers", workers},
+          {"slow_requests", slow_requests_}};
 }
 
 void PoolSupervisor::check_handover(const json& state) {
@@ -170,6 +175,7 @@ void PoolSupervisor::check_handover(const json& state) {
   for (const json& time : state.at("failures"))
     from_json_time(time);
   state.at("failing").get<bool>();
+  state.value("slow_requests", std::uint64_t{0});  // absent from images before it
   for (const json& worker : state.at("workers")) {
     worker.at("index").get<std::uint32_t>();
     worker.at("instance").get<std::uint32_t>();
@@ -211,6 +217,7 @@ void PoolSupervisor::adopt(const json& state) {
   for (const json& time : state.at("failures"))
     failures.push_back(from_json_time(time));
   failing_.restore(std::move(failures), state.at("failing").get<bool>());
+  slow_requests_ = state.value("slow_requests", std::uint64_t{0});
 
   for (const json& in : state.at("workers")) {
     auto worker =

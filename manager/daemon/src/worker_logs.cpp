@@ -35,6 +35,13 @@ std::string WorkerLogs::path(std::string_view pool) const {
 
 void WorkerLogs::write(std::string_view pool, std::uint32_t worker, long pid, std::string_view text,
                        bool continued) {
+  std::string tagged;
+  if (const auto tag = tags_.find(std::pair<std::string, std::uint32_t>(pool, worker));
+      tag != tags_.end()) {
+    tagged = "[" + tag->second + "] ";
+    tagged.append(text);
+    text = tagged;
+  }
   std::string line = format_output_line(utc_timestamp(), pool, worker, pid, text, continued);
   auto file = files_.find(pool);
   if (file == files_.end()) file = files_.try_emplace(std::string(pool)).first;
@@ -50,6 +57,15 @@ void WorkerLogs::write(std::string_view pool, std::uint32_t worker, long pid, st
   recent->second.push_back({worker, line});
   if (recent->second.size() > kRecentLines) recent->second.pop_front();
   publish(file->first, worker, line);
+}
+
+void WorkerLogs::tag(std::string_view pool, std::uint32_t worker, std::string tag) {
+  tags_[{std::string(pool), worker}] = std::move(tag);
+}
+
+void WorkerLogs::untag(std::string_view pool, std::uint32_t worker, std::string_view tag) {
+  const auto found = tags_.find(std::pair<std::string, std::uint32_t>(pool, worker));
+  if (found != tags_.end() && found->second == tag) tags_.erase(found);
 }
 
 void WorkerLogs::write_to_file(const std::string& pool, PoolFile& file, std::string_view line) {

@@ -61,6 +61,12 @@ class WorkerLogs {
                           Subscriber callback);
   void unsubscribe(std::uint64_t id);
 
+  // The worker's next lines carry `tag` ("[slow request 7] ...") until
+  // untag(): a slow request's output is told apart in the pool's log. A
+  // worker has one tag at a time, the latest.
+  void tag(std::string_view pool, std::uint32_t worker, std::string tag);
+  void untag(std::string_view pool, std::uint32_t worker, std::string_view tag);
+
   // SIGUSR1: close every file and open it again by its path on the next line,
   // after logrotate moved it; a file that failed is tried again.
   void reopen();
@@ -110,6 +116,7 @@ class WorkerLogs {
   std::map<std::uint64_t, Subscription> subscriptions_;
   std::uint64_t next_subscription_ = 1;
   int publishing_ = 0;  // depth of publish() calls on the stack
+  std::map<std::pair<std::string, std::uint32_t>, std::string, std::less<>> tags_;
 };
 
 }  // namespace scgi::manager

@@ -19,6 +19,7 @@
 #include "scgi/config.hpp"
 #include "scgi/control_protocol.hpp"
 #include "scgi/units.hpp"
+#include "slowlog_view.hpp"
 #include "status_table.hpp"
 #include "top_view.hpp"
 
@@ -54,7 +55,7 @@ struct CommandInfo {
   std::string_view usage;
   std::string_view summary;
 };
-constexpr std::array<CommandInfo, 13> kCommands{{
+constexpr std::array<CommandInfo, 14> kCommands{{
     {"status", "status [POOL]", "Show pools and their workers"},
     {"start", "start POOL[:WORKER]", "Start a pool's workers, or one worker stopped by hand"},
     {"stop", "stop POOL[:WORKER]",
@@ -71,6 +72,9 @@ constexpr std::array<CommandInfo, 13> kCommands{{
     {"undrain", "undrain POOL:WORKER", "Route requests to a drained worker again"},
     {"logs", "logs POOL[:WORKER] [-f] [-n LINES]",
      "Show the last lines the workers wrote; -f keeps printing new ones until Ctrl-C"},
+    {"slowlog", "slowlog [POOL]",
+     "Show the last requests that ran past slow_request_threshold: what their worker was doing, "
+     "what it wrote after the signal, how they ended"},
     {"top", "top", "Live view of pools and workers, refreshed every second; q quits"},
     {"version", "version", "Print scgictl's version"},
     {"help", "help [COMMAND]", "Help for every command, or for one"},
@@ -161,9 +165,11 @@ std::variant<control::Request, Usage> build_request(Command command, const Argum
   request.command = command;
   switch (command) {
     case Command::status:
+    case Command::slowlog:
       request.pool = arguments.pool;
       if (request.pool.find(':') != std::string::npos)
-        return Usage{fmt::format("status takes a pool, not a worker: scgictl status {}",
+        return Usage{fmt::format("{} takes a pool, not a worker: scgictl {} {}",
+                                 control::command_name(command), control::command_name(command),
                                  request.pool.substr(0, request.pool.find(':')))};
       break;
     case Command::scale:
@@ -225,6 +231,12 @@ int print_reply(const control::Request& request, const control::Reply& reply, co
                                      error.what()));
     }
     out << render_status(pools, {.color = console.color});
+    return kExitOk;
+  }
+  if (request.command == Command::slowlog) {
+    const auto entries = reply.body.find("entries");
+    if (entries != reply.body.end() && entries->is_array()) out << render_slowlog(*entries);
+    out << std::flush;
     return kExitOk;
   }
   if (request.command == Command::logs) {
@@ -460,6 +472,7 @@ int scgictl_main(int argc, const char* const* argv, std::ostream& out, std::ostr
                    fmt::format("How many recent lines (default {}, at most {})",
                                control::kDefaultLogLines, control::kMaxLogLines))
       ->check(CLI::Range(std::size_t{0}, control::kMaxLogLines));
+  add(Command::slowlog)->add_option("POOL", arguments.pool, "Only this pool");
   CLI::App* top = add_named("top");
   CLI::App* version = add_named("version");
   CLI::App* help = add_named("help");
@@ -524,7 +537,8 @@ int scgictl_main(int argc, const char* const* argv, std::ostream& out, std::ostr
       std::find_if(subs.begin(), subs.end(), [](const Sub& sub) { return sub.app->parsed(); });
   if (chosen == subs.end()) return usage_error(err, "a command is needed");  // unreachable
   if (arguments.timeout.empty() &&
-      (chosen->command == Command::status || chosen->command == Command::logs))
+      (chosen->command == Command::status || chosen->command == Command::logs ||
+       chosen->command == Command::slowlog))
     reply_timeout = kQuickReplyTimeout;
 
   auto request = build_request(chosen->command, arguments);

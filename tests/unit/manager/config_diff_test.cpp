@@ -2,6 +2,7 @@
 
 #include "config_diff.hpp"
 
+#include <csignal>
 #include <functional>
 #include <map>
 #include <string_view>
@@ -109,6 +110,9 @@ const std::map<std::string_view, std::function<void(PoolConfig&)>>& one_change_p
       {"response_spill", [](PoolConfig& p) { p.response_spill_bytes = 100; }},
       {"client_min_rate", [](PoolConfig& p) { p.client_min_rate = 100; }},
       {"queue_time", [](PoolConfig& p) { p.queue_time = false; }},
+      {"slow_request_threshold",
+       [](PoolConfig& p) { p.slow_request_threshold = Milliseconds(1'000); }},
+      {"slow_request_signal", [](PoolConfig& p) { p.slow_request_signal = SIGUSR1; }},
       {"create_traceparent", [](PoolConfig& p) { p.create_traceparent = true; }},
       {"max_requests", [](PoolConfig& p) { p.max_requests = 100; }},
       {"max_lifetime", [](PoolConfig& p) { p.max_lifetime = Milliseconds(1); }},

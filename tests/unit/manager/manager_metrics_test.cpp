@@ -37,6 +37,7 @@ std::vector<PoolStatus> scripted_snapshot() {
   app.min_workers = 2;
   app.max_workers = 8;
   app.restarts = {{"exit", 3}, {"recycle", 5}};
+  app.slow_requests = 7;
   app.workers = {worker(0, 101, "ready", 50'000'000, 1.5), worker(1, 102, "ready", 60'000'000, 2),
                  worker(2, 103, "draining", 70'000'000, 0.25), worker(3, 0, "backoff", 0, 0)};
   PoolStatus batch;
@@ -64,7 +65,7 @@ TEST_CASE("manager metrics: every family, label and value from a status snapshot
           "[manager][metrics]") {
   const ManagerMetrics metrics(scripted_snapshot);
   const auto families = metrics.Collect();
-  REQUIRE(families.size() == 6);
+  REQUIRE(families.size() == 7);
   CHECK(families[0].name == "scgi_workers");
   CHECK(families[0].type == prometheus::MetricType::Gauge);
   CHECK(families[1].name == "scgi_worker_restarts_total");
@@ -74,6 +75,8 @@ TEST_CASE("manager metrics: every family, label and value from a status snapshot
   CHECK(families[3].type == prometheus::MetricType::Counter);
   CHECK(families[4].name == "scgi_pool_failing");
   CHECK(families[5].name == "scgi_pool_workers_limit");
+  CHECK(families[6].name == "scgi_slow_requests_total");
+  CHECK(families[6].type == prometheus::MetricType::Counter);
 
   const std::string text = scrape(metrics);
   INFO(text);
@@ -105,6 +108,8 @@ TEST_CASE("manager metrics: every family, label and value from a status snapshot
   CHECK(text.find(R"(worker="3")") == std::string::npos);
   CHECK(text.find(R"(scgi_worker_cpu_seconds_total{pool="batch")") == std::string::npos);
   CHECK(has_line(text, R"(scgi_pool_failing{pool="app"} 0)"));
+  CHECK(has_line(text, R"(scgi_slow_requests_total{pool="app"} 7)"));
+  CHECK(has_line(text, R"(scgi_slow_requests_total{pool="batch"} 0)"));
   CHECK(has_line(text, R"(scgi_pool_failing{pool="batch"} 1)"));
   CHECK(has_line(text, R"(scgi_pool_workers_limit{bound="min",pool="app"} 2)"));
   CHECK(has_line(text, R"(scgi_pool_workers_limit{bound="max",pool="app"} 8)"));

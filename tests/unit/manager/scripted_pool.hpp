@@ -139,7 +139,9 @@ class ScriptedPool {
                                                      .usage = usage_,
                                                      .launcher = launcher,
                                                      .clock = clock,
-                                                     .runtime_dir = "/nonexistent"};
+                                                     .runtime_dir = "/nonexistent",
+                                                     .logs = logs_,
+                                                     .slow_log = slow_log_};
       supervisor =
           std::make_unique<manager::PoolSupervisor>(context, *created->settings(), created);
     });
@@ -214,6 +216,8 @@ class ScriptedPool {
   asio::io_context control_;
   proxy::ProxyServer proxy_{control_, 1};
   manager::UsageSampler usage_;
+  manager::WorkerLogs logs_{""};
+  manager::SlowLog slow_log_;
   std::shared_ptr<proxy::Pool> pool_;
   std::size_t delivered_ = 0;
 };

@@ -571,6 +571,11 @@ TEST_CASE("a value of the wrong type names the type expected and the one found",
               "body_buffer must be at most 64MiB (each connection may hold this much), not 1GiB");
   check_error(std::string(kManagerMinimal).append("client_min_rate = 8\n"), "4:19",
               "client_min_rate must be a size in quotes");
+  check_error(std::string(kManagerMinimal)
+                  .append("slow_request_threshold = \"1s\"\nslow_request_signal = \"SIGKILL\"\n"),
+              "5:23", "slow_request_signal must be \"SIGUSR1\"");
+  check_error(std::string(kManagerMinimal).append("slow_request_signal = \"SIGUSR1\"\n"), "4:23",
+              "slow_request_signal needs slow_request_threshold");
   check_error("[[pool]]\nname = 1\ncommand = [\"a\"]\n", "2:8",
               "name must be a string in quotes, not an integer");
   check_error(std::string(kManagerMinimal).append("cwd = [\"/srv\"]\n"), "4:7",

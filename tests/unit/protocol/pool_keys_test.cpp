@@ -68,6 +68,8 @@ const std::map<std::string_view, std::string>& sample_lines() {
       {"restart_backoff", "restart_backoff = [\"200ms\", \"10s\"]"},
       {"ready_timeout", "ready_timeout = \"5s\""},
       {"idle_timeout", "idle_timeout = \"1m\""},
+      {"slow_request_threshold", "slow_request_threshold = \"2s\""},
+      {"slow_request_signal", "slow_request_signal = \"SIGUSR1\""},
       {"backends", "backends = [\"127.0.0.1:5001\"]"},
       {"discover", "discover = \"dns:app.example:5000\""},
       {"discover_interval", "discover_interval = \"10s\""},
@@ -89,6 +91,9 @@ const PoolKey& key_named(std::string_view name) {
 std::string pool_table(std::string_view name, PoolKind kind, std::vector<std::string_view> keys) {
   keys.push_back(scgi::kind_key(kind));
   if (kind == PoolKind::command) keys.push_back("socket");  // {port} is in the sample command
+  // A signal needs a threshold to be sent at.
+  if (std::find(keys.begin(), keys.end(), "slow_request_signal") != keys.end())
+    keys.push_back("slow_request_threshold");
   if (kind != PoolKind::command) keys.push_back("listen");  // balanced, so it has a front door
   std::set<std::string_view> written;
   std::string text = "[[pool]]\nname = \"" + std::string(name) + "\"\n";

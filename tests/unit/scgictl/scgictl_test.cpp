@@ -210,7 +210,7 @@ TEST_CASE("scgictl version and help", "[control][scgictl]") {
 
   const auto json_help = nlohmann::json::parse(scgictl({"help", "--json"}).out);
   CHECK(json_help["ok"] == true);
-  CHECK(json_help["commands"].size() == 13);
+  CHECK(json_help["commands"].size() == 14);
   CHECK(json_help["commands"][0] == nlohmann::json{{"name", "status"},
                                                    {"usage", "scgictl status [POOL]"},
                                                    {"summary", "Show pools and their workers"}});
@@ -249,10 +249,12 @@ TEST_CASE("scgictl usage errors exit 2 and say what is wrong", "[control][scgict
   CHECK(scgictl({"scale", "app"}).err ==
         "scgictl: scale: N is required\n"
         "usage: scgictl scale POOL N (scgictl help scale tells more)\n");
-  CHECK_THAT(scgictl({"explode"}).err,
-             Catch::StartsWith("scgictl: unknown command \"explode\"; the commands are status, "
-                               "start, stop, restart, scale, reload, upgrade, drain, undrain, logs, top, "
-                               "version, help\n"));
+  CHECK_THAT(
+      scgictl({"explode"}).err,
+      Catch::StartsWith(
+          "scgictl: unknown command \"explode\"; the commands are status, "
+          "start, stop, restart, scale, reload, upgrade, drain, undrain, logs, slowlog, top, "
+          "version, help\n"));
   CHECK_THAT(scgictl({}).err, Catch::StartsWith("scgictl: a command is needed: one of status"));
   // Usage errors print nothing on stdout, even with --json.
   CHECK(scgictl({"--json", "scale", "app"}).out.empty());

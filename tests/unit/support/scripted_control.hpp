@@ -121,6 +121,10 @@ class ScriptedHandler : public manager::ControlHandler {
   void unsubscribe_logs(std::uint64_t subscription) override {
     if (subscribers.erase(subscription) > 0) ++unsubscribed;
   }
+  Result<std::vector<nlohmann::json>> slowlog(const std::string& pool) override {
+    calls.push_back("slowlog " + pool);
+    return Result<std::vector<nlohmann::json>>::ok({});
+  }
   void emit(const std::string& line) {
     for (auto& [id, callback] : subscribers)
       callback(line);

@@ -164,6 +164,11 @@ struct PoolConfig {
   Milliseconds ready_timeout{10'000};
   // A dynamic pool retires a worker once it could have done without one for this long.
   Milliseconds idle_timeout{30'000};
+  // A request that has run this long on its worker is recorded in the slow
+  // log with a snapshot of the worker, which then gets slow_request_signal
+  // (0: none), e.g. SIGUSR1 for Python's faulthandler. 0 ms = off.
+  Milliseconds slow_request_threshold{0};
+  int slow_request_signal = 0;
 
   bool is_dynamic() const { return min_workers != max_workers; }
 };
@@ -215,6 +220,11 @@ ConfigResult parse_config(std::string_view text, std::string_view display_path, 
 // position, when the file cannot be read, is not TOML, or the key is not a
 // non-empty string.
 Result<std::string> control_socket_in(const std::string& path);
+
+// The signals slow_request_signal may name, by name ("SIGUSR1") and number:
+// those a program can catch to report what it is doing, never one that stops it.
+std::optional<int> slow_request_signal_number(std::string_view name);
+std::string_view slow_request_signal_name(int number);  // "" for 0 or an unknown one
 
 // One line for `--check`: "FILE: OK, 2 pools (app: 4 workers, api: 2-16 workers)".
 std::string summarize(const Config& config);

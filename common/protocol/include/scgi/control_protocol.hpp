@@ -60,6 +60,7 @@ struct PoolStatus {
   double latency_p50_seconds = 0;  // of the requests of the last few seconds
   double latency_p99_seconds = 0;
   std::map<std::string, std::uint64_t> restarts{};  // by reason: exit, signal, recycle, health
+  std::uint64_t slow_requests = 0;  // past slow_request_threshold since the manager started
   std::vector<WorkerStatus> workers{};
 
   bool operator==(const PoolStatus&) const = default;
@@ -85,7 +86,19 @@ struct WorkerTarget {
 Result<WorkerTarget> parse_target(std::string_view text);
 std::string to_string(const WorkerTarget& target);
 
-enum class Command { status, start, stop, restart, scale, reload, drain, undrain, logs, upgrade };
+enum class Command {
+  status,
+  start,
+  stop,
+  restart,
+  scale,
+  reload,
+  drain,
+  undrain,
+  logs,
+  upgrade,
+  slowlog
+};
 
 std::string_view command_name(Command command);
 std::optional<Command> command_from_name(std::string_view name);
@@ -95,7 +108,7 @@ std::optional<Command> command_from_name(std::string_view name);
 struct Request {
   Command command = Command::status;
   nlohmann::json id{};  // echoed back in the reply; null when absent
-  // status: the pool to show ("" = every pool); logs, start, stop, restart,
+  // status, slowlog: the pool to show ("" = every pool); logs, start, stop, restart,
   // drain, undrain, scale: the pool acted on.
   std::string pool{};
   std::optional<std::uint32_t> worker{};  // required by drain and undrain

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <fmt/format.h>
+#include <chrono>
 
 #include <exception>
 #include <functional>
@@ -42,6 +43,7 @@ std::function<void(std::exception_ptr)> log_failure(std::string what);
 
 // "2026-11-24T20:10:28.123Z": UTC with milliseconds, for every log the product writes.
 std::string utc_timestamp();
+std::string utc_timestamp(std::chrono::system_clock::time_point time);
 
 // Untrusted text (a REQUEST_URI, a header, anything a client or worker sent)
 // as it may appear in a log line: in double quotes, with control characters,

@@ -68,6 +68,18 @@ struct Acquisition {
   bool queued = false;
 };
 
+// A request that has run past its pool's slow_request_threshold on a backend
+// (scgi-manager records it in its slow log, with a snapshot of the worker).
+struct SlowRequest {
+  std::uint64_t id = 0;  // unique in this process; slow_ended names it again
+  std::string method;
+  std::string uri;
+  std::string trace_id;  // "" when the request has none
+  std::chrono::system_clock::time_point accepted;
+  std::chrono::nanoseconds queue_wait{0};
+  std::chrono::nanoseconds running{0};  // since it was sent to the backend
+};
+
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
   // What the pool's owner wants to hear of. Given to the constructor, before
@@ -84,6 +96,12 @@ class Pool : public std::enable_shared_from_this<Pool> {
     std::function<void(Pool&, const std::shared_ptr<Backend>&, std::string_view uri,
                        std::chrono::nanoseconds elapsed)>
         timed_out;
+    // A request on it passed slow_request_threshold; later, how it ended (its
+    // status, and how long it ran on the backend).
+    std::function<void(Pool&, const std::shared_ptr<Backend>&, const SlowRequest&)> slow;
+    std::function<void(Pool&, const std::shared_ptr<Backend>&, std::uint64_t id, int status,
+                       std::chrono::nanoseconds running)>
+        slow_ended;
   };
 
   // `shard_count`: proxy threads + 1 (see pool_stats.hpp).

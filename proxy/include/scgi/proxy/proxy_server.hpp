@@ -106,6 +106,11 @@ class ProxyServer {
     std::function<void(const std::shared_ptr<Backend>&, const std::string& uri,
                        std::chrono::nanoseconds elapsed)>
         timed_out;
+    // A request on it passed slow_request_threshold, and then how it ended (Pool::Events).
+    std::function<void(const std::shared_ptr<Backend>&, const SlowRequest&)> slow;
+    std::function<void(const std::shared_ptr<Backend>&, std::uint64_t id, int status,
+                       std::chrono::nanoseconds running)>
+        slow_ended;
   };
   // Listening ends when the Subscription is destroyed (on the control thread);
   // the server must outlive it.
