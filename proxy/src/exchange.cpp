@@ -204,14 +204,21 @@ class Exchange {
   void release_backend() {
     asio::error_code ignored;
     if (backend_) backend_->close(ignored);
-    end_slow_watch();
+    stop_slow_clock();
     lease_.reset();
   }
-  // slow_request_threshold: from the send on, a request still on its backend
-  // at the threshold is reported (once), and then its end.
-  void begin_slow_watch();
+  // slow_request_threshold counts the backend's time only: from when it has
+  // the whole request until it is done, less the waits for the client to
+  // read (a client cannot make a request look slow). Past the threshold the
+  // request is reported once; its end is reported by record().
+  void start_slow_clock();
+  void pause_slow_clock();
+  void resume_slow_clock();
+  void stop_slow_clock();
+  std::chrono::nanoseconds backend_time(Clock::time_point now) const {
+    return slow_spent_ + (slow_running_ ? now - slow_resumed_at_ : Clock::duration::zero());
+  }
   void report_slow();
-  void end_slow_watch();
   // Input the client may still send that was never read: a close now would
   // make the kernel answer it with a reset, which can destroy our answer.
   bool input_unread() const {
@@ -264,16 +271,21 @@ class Exchange {
   std::uint64_t received_from_backend_ = 0;
   std::chrono::nanoseconds queue_wait_{0};
   ForwardedHead forwarded_head_;  // planned once the header is complete
-  // Only for pools with slow_request_threshold; a timer costs nothing elsewhere.
+  Clock::time_point header_at_;   // the whole header was in: the request's start
+  // Only for pools with slow_request_threshold: no timer elsewhere.
   std::optional<Watchdog> slow_watch_;
-  Clock::time_point sent_at_;              // to the backend
-  std::uint64_t slow_id_ = 0;              // reported as slow (0: not)
-  std::shared_ptr<Backend> slow_backend_;  // the backend it was reported on
+  bool slow_running_ = false;               // the backend's time is counting
+  Clock::time_point slow_resumed_at_;       // since when
+  std::chrono::nanoseconds slow_spent_{0};  // counted before that
+  std::uint64_t slow_id_ = 0;               // reported as slow (0: not)
+  std::shared_ptr<Backend> slow_backend_;   // the backend it was reported on
 };
 
 asio::awaitable<void> Exchange::serve() {
   if (!co_await read_header()) co_return;
+  header_at_ = Clock::now();
   forwarded_head_.plan(parser_, {.queue_time = settings_->queue_time,
+                                 .keep_request_start = settings_->keep_request_start,
                                  .create_traceparent = settings_->create_traceparent});
   // A body that came whole with its header (the common case) skips this step.
   if (body_remaining_ > 0 && early_body_.size() < settings_->body_buffer_bytes &&
@@ -345,7 +357,6 @@ asio::awaitable<void> Exchange::serve() {
 
   lease_.backend().count_request();
   if (access_log_.enabled()) served_by_ = lease_.backend_ptr();
-  begin_slow_watch();
   if (!co_await send_head()) {
     co_await relay();  // the backend stopped reading; it may still have answered
   } else if (body_remaining_ == 0) {
@@ -356,17 +367,35 @@ asio::awaitable<void> Exchange::serve() {
   }
 }
 
-void Exchange::begin_slow_watch() {
-  sent_at_ = Clock::now();
-  if (settings_->slow_request_threshold.count() <= 0 || !pool_->events().slow) return;
+void Exchange::start_slow_clock() {
+  if (settings_->slow_request_threshold.count() <= 0 || !pool_->events().slow || !lease_) return;
   slow_watch_.emplace(client_.get_executor(), [this] { report_slow(); });
-  slow_watch_->arm(settings_->slow_request_threshold);
+  resume_slow_clock();
+}
+
+void Exchange::pause_slow_clock() {
+  if (!slow_watch_ || !slow_running_) return;
+  slow_spent_ += Clock::now() - slow_resumed_at_;
+  slow_running_ = false;
+  slow_watch_->disarm();
+}
+
+void Exchange::resume_slow_clock() {
+  if (!slow_watch_ || slow_running_ || !lease_) return;
+  slow_running_ = true;
+  slow_resumed_at_ = Clock::now();
+  if (slow_id_ == 0) slow_watch_->arm(settings_->slow_request_threshold - slow_spent_);
+}
+
+void Exchange::stop_slow_clock() {
+  if (!slow_watch_) return;
+  pause_slow_clock();
+  slow_watch_->stop();
 }
 
 void Exchange::report_slow() {
   if (slow_id_ != 0 || !lease_) return;
-  static std::atomic<std::uint64_t> next_id{1};
-  slow_id_ = next_id.fetch_add(1, std::memory_order_relaxed);
+  slow_id_ = next_slow_request_id();
   slow_backend_ = lease_.backend_ptr();
   const auto now = Clock::now();
   const SlowRequest request{
@@ -377,17 +406,8 @@ void Exchange::report_slow() {
       .accepted = std::chrono::time_point_cast<std::chrono::system_clock::duration>(
           std::chrono::system_clock::now() - (now - started_)),
       .queue_wait = queue_wait_,
-      .running = now - sent_at_};
+      .running = backend_time(now)};
   pool_->events().slow(*pool_, slow_backend_, request);
-}
-
-void Exchange::end_slow_watch() {
-  if (!slow_watch_) return;
-  slow_watch_->stop();
-  slow_watch_.reset();
-  if (slow_id_ != 0 && pool_->events().slow_ended)
-    pool_->events().slow_ended(*pool_, slow_backend_, slow_id_, status_, Clock::now() - sent_at_);
-  slow_backend_.reset();
 }
 
 void Exchange::received(std::string_view bytes) {
@@ -610,9 +630,9 @@ asio::awaitable<bool> Exchange::connect(Lease& lease) {
 asio::awaitable<bool> Exchange::send_head() {
   // The header with the pool's variables, and whatever body came along or was buffered.
   const auto waited = std::chrono::duration_cast<std::chrono::microseconds>(queue_wait_);
-  const auto accepted = std::chrono::system_clock::now() - (Clock::now() - started_);
+  const auto arrived = std::chrono::system_clock::now() - (Clock::now() - header_at_);
   const auto head = forwarded_head_.pieces(
-      std::chrono::time_point_cast<std::chrono::system_clock::duration>(accepted), waited);
+      std::chrono::time_point_cast<std::chrono::system_clock::duration>(arrived), waited);
   const Gather pieces{asio::buffer(head[0]), asio::buffer(head[1]), asio::buffer(head[2]),
                       asio::buffer(early_body_)};
   const asio::error_code ec = co_await send_to_backend(pieces);
@@ -620,7 +640,10 @@ asio::awaitable<bool> Exchange::send_head() {
     upload_done_ = true;
     co_return false;
   }
-  if (body_remaining_ == 0) upload_done_ = true;
+  if (body_remaining_ == 0) {
+    upload_done_ = true;
+    start_slow_clock();
+  }
   co_return true;
 }
 
@@ -658,7 +681,10 @@ asio::awaitable<void> Exchange::upload_body() {
     ec = co_await send_to_backend(piece);
   }
   upload_done_ = true;
-  if (!ec) backend_watch_.arm(settings_->request_timeout);  // from here the backend owes an answer
+  if (!ec) {
+    backend_watch_.arm(settings_->request_timeout);  // from here the backend owes an answer
+    start_slow_clock();
+  }
 }
 
 asio::awaitable<void> Exchange::relay() {
@@ -776,9 +802,11 @@ asio::awaitable<void> Exchange::relay() {
       wait_error = std::visit([](const auto& result) { return std::get<0>(result); }, first);
     } else if (client_would_block) {
       if (upload_done_) backend_watch_.disarm();  // not the backend's time
+      pause_slow_clock();
       begin_client_wait();
       std::tie(wait_error) = co_await client_.async_wait(Socket::wait_write, use_tuple);
       end_client_wait();
+      resume_slow_clock();
     } else {
       std::tie(wait_error) = co_await backend_->async_wait(Socket::wait_read, use_tuple);
     }
@@ -884,6 +912,8 @@ void Exchange::record(Clock::time_point done) {
   if (silent_) return;
 
   const auto total = done - started_;
+  if (slow_id_ != 0 && pool_->events().slow_ended)
+    pool_->events().slow_ended(*pool_, slow_backend_, slow_id_, status_, slow_spent_);
   PoolStats& stats = pool_->stats();
   stats.count_request(status_, total);
   stats.count_outcome(outcome_);

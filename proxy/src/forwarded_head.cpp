@@ -27,6 +27,7 @@ void ForwardedHead::plan(const RequestParser& parser, HeadAdditions additions) {
   parser_ = &parser;
   bool has_request_start = false;
   bool has_own_queue_wait = false;
+  bool has_tracestate = false;
   int traceparents = 0;
   std::string_view traceparent;
   for (const auto& [name, value] : parser.headers()) {
@@ -37,6 +38,8 @@ void ForwardedHead::plan(const RequestParser& parser, HeadAdditions additions) {
     } else if (name == kTraceparentName) {
       ++traceparents;
       traceparent = value;
+    } else if (name == kTracestateName) {
+      has_tracestate = true;
     }
   }
   // Two traceparents are no trace context at all (the W3C rules): neither is trusted.
@@ -44,22 +47,27 @@ void ForwardedHead::plan(const RequestParser& parser, HeadAdditions additions) {
   has_trace_id_ = false;
   if (trace_valid) keep_trace_id(trace_id_of(traceparent));
 
-  add_request_start_ = additions.queue_time && !has_request_start;
+  add_request_start_ = additions.queue_time && !(additions.keep_request_start && has_request_start);
   add_queue_wait_ = additions.queue_time;
   traceparent_created_ = additions.create_traceparent && !trace_valid;
   if (traceparent_created_) {
     created_traceparent_ = new_traceparent();
     keep_trace_id(trace_id_of({created_traceparent_.data(), created_traceparent_.size()}));
   }
+  // A client may not say when it started (APM agents and autoscalers act on
+  // it), nor how long it queued.
+  const bool drop_request_start = add_request_start_ && has_request_start;
   const bool drop_queue_wait = add_queue_wait_ && has_own_queue_wait;
-  const bool drop_traceparents = traceparent_created_ && traceparents > 0;
+  const bool drop_trace_context = traceparent_created_ && (traceparents > 0 || has_tracestate);
   unchanged_ = !add_request_start_ && !add_queue_wait_ && !traceparent_created_;
 
   kept_pairs_.clear();
-  if (!drop_queue_wait && !drop_traceparents) return;
+  if (!drop_request_start && !drop_queue_wait && !drop_trace_context) return;
   for (const HeaderPair& pair : parser.headers()) {
+    if (drop_request_start && pair.first == kRequestStartName) continue;
     if (drop_queue_wait && pair.first == kQueueWaitName) continue;
-    if (drop_traceparents && pair.first == kTraceparentName) continue;
+    if (drop_trace_context && (pair.first == kTraceparentName || pair.first == kTracestateName))
+      continue;
     kept_pairs_.append(pair_bytes(pair));
   }
 }

@@ -1,13 +1,14 @@
 // The SCGI header a pool sends to its backend: the client's, with the
 // variables the pool adds (docs/design.md, "Variables the proxy adds"):
-//   HTTP_X_REQUEST_START  "t=" and the accept's time in µs since the epoch,
-//                         unless the request came with one (queue_time)
+//   HTTP_X_REQUEST_START  "t=" and the time the header was in, µs since the
+//                         epoch (queue_time); one the request came with is
+//                         replaced, unless keep_request_start trusts it
 //   SCGI_QUEUE_WAIT_US    µs the request waited in the pool's queue (queue_time)
-//   HTTP_TRACEPARENT      a new trace, when none valid came (create_traceparent)
+//   HTTP_TRACEPARENT      a new trace, when none valid came (create_traceparent;
+//                         the client's tracestate then goes too: W3C restarts)
 // The client's pairs go on as they came and without a copy, unless one must
-// go: a SCGI_QUEUE_WAIT_US of its own (only the proxy says that), or a
-// traceparent that is replaced. Pairs are added at the end of the block, so
-// CONTENT_LENGTH stays first.
+// go: what only the proxy may say, or a trace context that is replaced.
+// Pairs are added at the end of the block, so CONTENT_LENGTH stays first.
 #pragma once
 
 #include <array>
@@ -24,9 +25,11 @@ namespace scgi::proxy {
 inline constexpr std::string_view kRequestStartName = "HTTP_X_REQUEST_START";
 inline constexpr std::string_view kQueueWaitName = "SCGI_QUEUE_WAIT_US";
 inline constexpr std::string_view kTraceparentName = "HTTP_TRACEPARENT";
+inline constexpr std::string_view kTracestateName = "HTTP_TRACESTATE";
 
 struct HeadAdditions {
   bool queue_time = true;
+  bool keep_request_start = false;  // a front end that sets it itself is trusted
   bool create_traceparent = false;
 };
 

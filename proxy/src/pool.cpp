@@ -33,6 +33,24 @@
 
 namespace scgi::proxy {
 
+namespace {
+std::atomic<std::uint64_t> g_next_slow_request_id{1};
+}  // namespace
+
+std::uint64_t next_slow_request_id() {
+  return g_next_slow_request_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t peek_slow_request_id() {
+  return g_next_slow_request_id.load(std::memory_order_relaxed);
+}
+
+void continue_slow_request_ids(std::uint64_t next) {
+  std::uint64_t current = g_next_slow_request_id.load(std::memory_order_relaxed);
+  while (next > current && !g_next_slow_request_id.compare_exchange_weak(current, next)) {
+  }
+}
+
 using asio::experimental::as_tuple;
 using namespace asio::experimental::awaitable_operators;
 

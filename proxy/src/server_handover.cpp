@@ -182,6 +182,7 @@ std::optional<std::string> ProxyServer::check_handover(const json& state) {
       if (pool.contains("listen_fd") && pool.at("listen_fd").get<int>() < 0)
         return "pool " + name + ": no listening socket";
     }
+    state.value("next_slow_request_id", std::uint64_t{1});  // absent before slow requests
     for (const json& entry : state.value("heads", json::array())) {
       const HandedHead head = read_head(entry);
       if (!state.at("pools").contains(head.pool))
@@ -200,6 +201,7 @@ void ProxyServer::adopt(const json& state) {
     inherited_pools_[name] = pool;
   }
   inherited_heads_ = state.value("heads", json::array());
+  continue_slow_request_ids(state.value("next_slow_request_id", std::uint64_t{1}));
 }
 
 void ProxyServer::resume_inherited_heads() {
@@ -369,7 +371,8 @@ json ProxyServer::handover_state(std::vector<int>& descriptors) const {
                      {"deadline_at", to_json_time(parked.head.deadline)}});
     descriptors.push_back(fd);
   });
-  return {{"pools", pools}, {"heads", heads}};
+  // Slow request ids go on where they were: the pool's log never shows one twice.
+  return {{"pools", pools}, {"heads", heads}, {"next_slow_request_id", peek_slow_request_id()}};
 }
 
 }  // namespace scgi::proxy

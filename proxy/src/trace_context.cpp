@@ -3,6 +3,8 @@
 #include <sys/random.h>
 
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <cstdint>
 #include <random>
 
@@ -19,16 +21,30 @@ bool hex_field(std::string_view field, bool nonzero) {
   return !nonzero || field.find_first_not_of('0') != std::string_view::npos;
 }
 
-// Random bits for ids: a generator per thread, seeded from the kernel once,
-// so that a request costs no system call.
+// Random bits for ids, from the kernel's generator (ids one can predict
+// would let a client guess another's trace): a block per thread, so that 21
+// traceparents cost one system call.
 std::uint64_t random_bits() {
-  thread_local std::mt19937_64 generator = [] {
-    std::uint64_t seed[2] = {};
-    if (::getrandom(seed, sizeof seed, 0) != sizeof seed) seed[0] = std::random_device{}();
-    std::seed_seq sequence{seed[0], seed[0] >> 32, seed[1], seed[1] >> 32};
-    return std::mt19937_64(sequence);
-  }();
-  return generator();
+  thread_local std::array<std::uint64_t, 64> block;
+  thread_local std::size_t used = block.size();
+  if (used == block.size()) {
+    std::size_t filled = 0;
+    auto* bytes = reinterpret_cast<char*>(block.data());
+    while (filled < sizeof block) {
+      const ssize_t n = ::getrandom(bytes + filled, sizeof block - filled, 0);
+      if (n > 0) {
+        filled += static_cast<std::size_t>(n);
+      } else if (errno != EINTR) {
+        // No getrandom (a very old kernel): random_device reads /dev/urandom.
+        std::random_device device;
+        for (auto& word : block)
+          word = (std::uint64_t{device()} << 32) | device();
+        break;
+      }
+    }
+    used = 0;
+  }
+  return block[used++];
 }
 
 void write_hex(std::uint64_t value, char* out, int digits) {

@@ -1,8 +1,12 @@
 // Fuzz target for RequestParser: the same bytes fed whole, in two pieces or
 // one byte at a time give the same outcome, and that outcome agrees with a
-// plain whole-buffer reading of docs/design.md's "SCGI in" rules.
+// plain whole-buffer reading of docs/design.md's "SCGI in" rules. And for
+// what the proxy forwards (proxy/src/forwarded_head.cpp): from any valid
+// header, with any settings, a valid header whose pairs are the client's
+// (less those it may not set), in order, then the added ones.
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -11,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "forwarded_head.hpp"
 #include "fuzz_check.hpp"
 #include "scgi/request_parser.hpp"
 
@@ -254,6 +259,52 @@ Outcome feed_in_pieces(std::string_view data, const RequestLimits& limits,
   return outcome;
 }
 
+// The header forwarded from a complete one parses again, whole, to the
+// client's pairs (the proxy's own variables and, when replaced, traceparents
+// left out), then what the settings add.
+void check_forwarded(const RequestParser& client) {
+  using scgi::proxy::ForwardedHead;
+  for (const bool queue_time : {false, true}) {
+    for (const bool create : {false, true}) {
+      ForwardedHead head;
+      head.plan(client, {.queue_time = queue_time, .create_traceparent = create});
+      std::string bytes;
+      const auto accepted = std::chrono::system_clock::time_point(std::chrono::seconds(1));
+      for (const std::string_view piece : head.pieces(accepted, std::chrono::microseconds(7)))
+        bytes.append(piece);
+      RequestParser forwarded;
+      const auto fed = forwarded.feed(bytes);
+      FUZZ_CHECK(fed.status == Status::complete);
+      FUZZ_CHECK(fed.consumed == bytes.size());
+      if (!queue_time && !create) FUZZ_CHECK(bytes == client.raw_header());
+      FUZZ_CHECK(forwarded.content_length() == client.content_length());
+
+      const bool created =
+          !head.trace_id().empty() &&
+          scgi::proxy::trace_id_of(forwarded.find("HTTP_TRACEPARENT")) == head.trace_id() &&
+          forwarded.find("HTTP_TRACEPARENT") != client.find("HTTP_TRACEPARENT");
+      std::vector<scgi::HeaderPair> kept;
+      for (const auto& pair : client.headers()) {
+        if (queue_time &&
+            (pair.first == "SCGI_QUEUE_WAIT_US" || pair.first == "HTTP_X_REQUEST_START"))
+          continue;
+        if (created && (pair.first == "HTTP_TRACEPARENT" || pair.first == "HTTP_TRACESTATE"))
+          continue;
+        kept.push_back(pair);
+      }
+      const auto& sent = forwarded.headers();
+      FUZZ_CHECK(sent.size() >= kept.size());
+      FUZZ_CHECK(std::equal(kept.begin(), kept.end(), sent.begin()));
+      int queue_waits = 0;
+      for (const auto& pair : sent)
+        queue_waits += pair.first == "SCGI_QUEUE_WAIT_US" && pair.second == "7";
+      if (queue_time) FUZZ_CHECK(queue_waits == 1);
+      if (queue_time) FUZZ_CHECK(forwarded.find("HTTP_X_REQUEST_START") == "t=1000000");
+      if (create) FUZZ_CHECK(scgi::proxy::valid_traceparent(forwarded.find("HTTP_TRACEPARENT")));
+    }
+  }
+}
+
 void check_limits(std::string_view data, const RequestLimits& limits) {
   const Outcome whole = feed_in_pieces(data, limits, {});
   const Outcome halves = feed_in_pieces(data, limits, {cut_point(data)});
@@ -266,6 +317,11 @@ void check_limits(std::string_view data, const RequestLimits& limits) {
 
   const Verdict verdict = judge(data, limits);
   FUZZ_CHECK(whole.status == verdict.status);
+  if (whole.status == Status::complete) {
+    RequestParser client(limits);
+    client.feed(data);
+    check_forwarded(client);
+  }
   if (verdict.status == Status::complete) FUZZ_CHECK(whole.consumed == verdict.header_size);
   if (verdict.status == Status::error) {
     FUZZ_CHECK(std::find(verdict.allowed.begin(), verdict.allowed.end(), whole.error) !=

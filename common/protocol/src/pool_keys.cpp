@@ -59,6 +59,7 @@ constexpr PoolKey kPoolKeys[] = {
     key("response_spill", kAll, applies, &same_member<&PoolConfig::response_spill_bytes>),
     key("client_min_rate", kAll, applies, &same_member<&PoolConfig::client_min_rate>),
     key("queue_time", kAll, applies, &same_member<&PoolConfig::queue_time>),
+    key("keep_request_start", kAll, applies, &same_member<&PoolConfig::keep_request_start>),
     key("create_traceparent", kAll, applies, &same_member<&PoolConfig::create_traceparent>),
     key("max_requests", kCommand, applies, &same_member<&PoolConfig::max_requests>),
     key("max_lifetime", kCommand, applies, &same_member<&PoolConfig::max_lifetime>),

@@ -18,6 +18,9 @@
 namespace scgi::detail {
 namespace {
 
+// Below this every request of a busy pool would be "slow".
+constexpr Milliseconds kMinSlowRequestThreshold{100};
+
 constexpr std::uint32_t kMaxWorkers = kMaxWorkersCeiling;
 constexpr std::uint32_t kMaxCount = 1'000'000;  // concurrency, queue_size
 // The smallest valid SCGI header block ("CONTENT_LENGTH\0" "0\0" "SCGI\0" "1\0").
@@ -385,6 +388,7 @@ void PoolReader::read_traffic(ConfigReader& reader, PoolConfig& pool) {
   reader.read_size("response_spill", pool.response_spill_bytes);
   reader.read_size("client_min_rate", pool.client_min_rate);
   reader.read_bool("queue_time", pool.queue_time);
+  reader.read_bool("keep_request_start", pool.keep_request_start);
   reader.read_bool("create_traceparent", pool.create_traceparent);
 }
 
@@ -635,7 +639,17 @@ void PoolReader::read_listen_access(ConfigReader& reader, PoolConfig& pool) {
 }
 
 void PoolReader::read_slow_requests(ConfigReader& reader, PoolConfig& pool) {
-  reader.read_duration("slow_request_threshold", pool.slow_request_threshold);
+  Milliseconds threshold = pool.slow_request_threshold;
+  if (reader.read_duration("slow_request_threshold", threshold)) {
+    if (threshold.count() != 0 && threshold < kMinSlowRequestThreshold)
+      reader.error_at(
+          *reader.node("slow_request_threshold"),
+          fmt::format("slow_request_threshold must be \"0\" (off) or at least {} "
+                      "(each slow request costs a look at its worker), not {}",
+                      format_duration(kMinSlowRequestThreshold), format_duration(threshold)));
+    else
+      pool.slow_request_threshold = threshold;
+  }
   std::string signal;
   if (!reader.read_string("slow_request_signal", signal) || signal.empty()) return;
   const std::optional<int> number = slow_request_signal_number(signal);

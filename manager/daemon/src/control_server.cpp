@@ -328,10 +328,19 @@ std::string progress_line(const json& id, const std::string& step) {
   return line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
-std::string slowlog_reply(ControlHandler& handler, const Request& request) {
+// The kernel stacks were read with root's rights: control_group members, who
+// may restart and scale, do not see them.
+std::string slowlog_reply(ControlHandler& handler, const Request& request, bool owner) {
   auto entries = handler.slowlog(request.pool);
   if (!entries) return control::error_reply(request.id, entries.error());
-  return reply_with(request.id, "entries", entries.value());
+  std::vector<json> shown = std::move(entries).value();
+  if (!owner)
+    for (json& entry : shown)
+      if (entry.contains("kernel_stack") && !entry.at("kernel_stack").empty()) {
+        entry["kernel_stack"] = json::array();
+        entry["kernel_stack_error"] = "shown to root and the manager's user only";
+      }
+  return reply_with(request.id, "entries", shown);
 }
 
 // Runs every command but `logs`; returns the reply line. `progress` hears the
@@ -347,7 +356,8 @@ asio::awaitable<std::string> execute(State& state, const Request& request, const
       if (!pools) co_return control::error_reply(request.id, pools.error());
       co_return reply_with(request.id, "pools", pools.value());
     }
-    if (request.command == Command::slowlog) co_return slowlog_reply(handler, request);
+    if (request.command == Command::slowlog)
+      co_return slowlog_reply(handler, request, state.is_owner(peer.uid));
     switch (request.command) {
       case Command::start:
         outcome = co_await handler.start(target);

@@ -26,6 +26,7 @@ using namespace std::chrono_literals;
 // How long a slow request's worker output is collected at most, and after its end.
 constexpr auto kSlowOutputWatch = 30s;
 constexpr auto kSlowOutputLinger = 1s;
+constexpr std::uint32_t kSlowLooksPerSecond = 5;
 
 // "exit status 1", "signal 9 (Killed)".
 std::string describe_wait_status(int status) {
@@ -75,6 +76,7 @@ PoolSupervisor::~PoolSupervisor() {
   alive_.reset();
   while (!output_watches_.empty())
     stop_watching_output(output_watches_.begin()->first);
+  slow_log_.forget(config_.name);
 }
 
 std::string PoolSupervisor::worker_name(const Worker& worker) const {
@@ -648,6 +650,19 @@ void PoolSupervisor::on_backend_timed_out(const std::shared_ptr<proxy::Backend>&
 void PoolSupervisor::on_slow_request(const std::shared_ptr<proxy::Backend>& backend,
                                      const proxy::SlowRequest& request) {
   ++slow_requests_;
+  const auto now = clock_.now();
+  if (now - slow_second_ >= 1s) {
+    if (slow_unexamined_ > 0)
+      log_warn("pool {}: {} more slow requests counted, not examined (at most {} a second)",
+               config_.name, slow_unexamined_, kSlowLooksPerSecond);
+    slow_second_ = now;
+    slow_looks_ = 0;
+    slow_unexamined_ = 0;
+  }
+  if (++slow_looks_ > kSlowLooksPerSecond) {
+    ++slow_unexamined_;
+    return;
+  }
   SlowEntry entry;
   entry.id = request.id;
   entry.pool = config_.name;
@@ -663,8 +678,14 @@ void PoolSupervisor::on_slow_request(const std::shared_ptr<proxy::Backend>& back
     entry.worker = worker->index;
     entry.pid = worker->pid;
     entry.snapshot = snapshot_process(worker->pid);
-    if (config_.slow_request_signal != 0 && ::kill(worker->pid, config_.slow_request_signal) == 0)
-      entry.signal = std::string(slow_request_signal_name(config_.slow_request_signal));
+    if (config_.slow_request_signal != 0) {
+      if (::kill(worker->pid, config_.slow_request_signal) == 0)
+        entry.signal = std::string(slow_request_signal_name(config_.slow_request_signal));
+      else
+        log_warn("{}: cannot send {} to pid {}: {}", worker_name(*worker),
+                 slow_request_signal_name(config_.slow_request_signal), worker->pid,
+                 ::strerror(errno));
+    }
   }
   log_warn(
       "{}: slow request {}: {} {} running for {} ms (slow_request_threshold {}), queued {} ms; "
@@ -684,11 +705,15 @@ void PoolSupervisor::on_slow_request(const std::shared_ptr<proxy::Backend>& back
   // entry, and is tagged in the pool's log.
   auto output = std::make_unique<OutputWatch>(control_);
   output->worker = worker->index;
+  output->pid = worker->pid;
   output->tag = fmt::format("slow request {}", request.id);
-  logs_.tag(config_.name, worker->index, output->tag);
+  logs_.tag(config_.name, worker->index, worker->pid, output->tag);
+  // Only that process's lines carry the tag (a replacement may share the index).
   output->subscription = logs_.subscribe(
       config_.name, worker->index,
-      [this, id = request.id](const std::string& line) { slow_log_.add_output(id, line); });
+      [this, id = request.id, mark = "[" + output->tag + "] "](const std::string& line) {
+        if (line.find(mark) != std::string::npos) slow_log_.add_output(id, line);
+      });
   output->until.expires_after(kSlowOutputWatch);
   output->until.async_wait(
       [this, id = request.id, alive = std::weak_ptr<bool>(alive_)](const std::error_code& error) {
@@ -717,7 +742,7 @@ void PoolSupervisor::stop_watching_output(std::uint64_t id) {
   if (found == output_watches_.end()) return;
   OutputWatch& output = *found->second;
   logs_.unsubscribe(output.subscription);
-  logs_.untag(config_.name, output.worker, output.tag);
+  logs_.untag(config_.name, output.worker, output.pid, output.tag);
   output.until.cancel();
   output_watches_.erase(found);
 }

@@ -198,10 +198,17 @@ class PoolSupervisor {
   };
   std::vector<Lingering> lingering_;
   std::uint64_t slow_requests_ = 0;  // scgi_slow_requests_total
+  // At most kSlowLooksPerSecond slow requests a second get a look at their
+  // worker, a signal and an entry; the rest are counted (a burst of them
+  // cannot keep the control thread busy).
+  Clock::time_point slow_second_{};
+  std::uint32_t slow_looks_ = 0;
+  std::uint64_t slow_unexamined_ = 0;
   // A slow request's worker output being collected into its entry.
   struct OutputWatch {
     explicit OutputWatch(asio::io_context& control) : until(control) {}
     std::uint32_t worker = 0;
+    long pid = 0;
     std::string tag;
     std::uint64_t subscription = 0;
     asio::steady_timer until;

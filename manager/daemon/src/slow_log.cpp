@@ -40,28 +40,39 @@ void to_json(nlohmann::json& out, const SlowEntry& entry) {
 
 void SlowLog::add(SlowEntry entry) {
   auto& entries = pools_[entry.pool];
+  pool_of_[entry.id] = entry.pool;
   entries.push_back(std::move(entry));
-  if (entries.size() > kEntriesPerPool) entries.pop_front();
+  if (entries.size() > kEntriesPerPool) {
+    pool_of_.erase(entries.front().id);
+    entries.pop_front();
+  }
 }
 
 SlowEntry* SlowLog::find(std::uint64_t id) {
-  for (auto& [pool, entries] : pools_)
-    for (SlowEntry& entry : entries)
-      if (entry.id == id) return &entry;
+  const auto pool = pool_of_.find(id);
+  if (pool == pool_of_.end()) return nullptr;
+  for (SlowEntry& entry : pools_[pool->second])  // at most kEntriesPerPool
+    if (entry.id == id) return &entry;
   return nullptr;
 }
 
 void SlowLog::add_output(std::uint64_t id, const std::string& line) {
   SlowEntry* entry = find(id);
   if (entry == nullptr || entry->output_cut) return;
-  std::size_t bytes = line.size();
-  for (const std::string& kept : entry->output)
-    bytes += kept.size();
-  if (entry->output.size() >= kOutputLines || bytes > kOutputBytes) {
+  if (entry->output.size() >= kOutputLines || entry->output_bytes + line.size() > kOutputBytes) {
     entry->output_cut = true;
     return;
   }
+  entry->output_bytes += line.size();
   entry->output.push_back(line);
+}
+
+void SlowLog::forget(const std::string& pool) {
+  const auto found = pools_.find(pool);
+  if (found == pools_.end()) return;
+  for (const SlowEntry& entry : found->second)
+    pool_of_.erase(entry.id);
+  pools_.erase(found);
 }
 
 void SlowLog::end(std::uint64_t id, int status, std::chrono::nanoseconds total_running) {

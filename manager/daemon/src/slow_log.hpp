@@ -35,6 +35,7 @@ struct SlowEntry {
   std::string signal;               // sent to the worker; "" none
   std::vector<std::string> output;  // the worker's lines that followed, as logged
   bool output_cut = false;          // more came than an entry keeps
+  std::size_t output_bytes = 0;     // of `output`
   // How it ended: set once the worker is done with it.
   std::optional<int> status;
   std::chrono::nanoseconds total_running{0};
@@ -55,11 +56,14 @@ class SlowLog {
   void end(std::uint64_t id, int status, std::chrono::nanoseconds total_running);
   // The pool's entries ("" = every pool's), oldest first.
   std::vector<SlowEntry> entries(const std::string& pool) const;
+  // A pool that is gone: its entries go too.
+  void forget(const std::string& pool);
 
  private:
   SlowEntry* find(std::uint64_t id);
 
   std::map<std::string, std::deque<SlowEntry>> pools_;
+  std::map<std::uint64_t, std::string> pool_of_;  // entry id -> its pool
 };
 
 }  // namespace scgi::manager

@@ -36,9 +36,9 @@ std::string WorkerLogs::path(std::string_view pool) const {
 void WorkerLogs::write(std::string_view pool, std::uint32_t worker, long pid, std::string_view text,
                        bool continued) {
   std::string tagged;
-  if (const auto tag = tags_.find(std::pair<std::string, std::uint32_t>(pool, worker));
-      tag != tags_.end()) {
-    tagged = "[" + tag->second + "] ";
+  if (const auto tags = tags_.find(ProcessKey(pool, worker, pid)); tags != tags_.end()) {
+    for (const std::string& tag : tags->second)
+      tagged += "[" + tag + "] ";
     tagged.append(text);
     text = tagged;
   }
@@ -59,13 +59,16 @@ void WorkerLogs::write(std::string_view pool, std::uint32_t worker, long pid, st
   publish(file->first, worker, line);
 }
 
-void WorkerLogs::tag(std::string_view pool, std::uint32_t worker, std::string tag) {
-  tags_[{std::string(pool), worker}] = std::move(tag);
+void WorkerLogs::tag(std::string_view pool, std::uint32_t worker, long pid, std::string tag) {
+  tags_[ProcessKey(pool, worker, pid)].push_back(std::move(tag));
 }
 
-void WorkerLogs::untag(std::string_view pool, std::uint32_t worker, std::string_view tag) {
-  const auto found = tags_.find(std::pair<std::string, std::uint32_t>(pool, worker));
-  if (found != tags_.end() && found->second == tag) tags_.erase(found);
+void WorkerLogs::untag(std::string_view pool, std::uint32_t worker, long pid,
+                       std::string_view tag) {
+  const auto found = tags_.find(ProcessKey(pool, worker, pid));
+  if (found == tags_.end()) return;
+  std::erase(found->second, tag);
+  if (found->second.empty()) tags_.erase(found);
 }
 
 void WorkerLogs::write_to_file(const std::string& pool, PoolFile& file, std::string_view line) {

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace scgi::manager {
@@ -61,11 +62,11 @@ class WorkerLogs {
                           Subscriber callback);
   void unsubscribe(std::uint64_t id);
 
-  // The worker's next lines carry `tag` ("[slow request 7] ...") until
-  // untag(): a slow request's output is told apart in the pool's log. A
-  // worker has one tag at a time, the latest.
-  void tag(std::string_view pool, std::uint32_t worker, std::string tag);
-  void untag(std::string_view pool, std::uint32_t worker, std::string_view tag);
+  // The next lines of the worker's process `pid` carry `tag` ("[slow request
+  // 7] ...") until untag(): a slow request's output is told apart in the
+  // pool's log. A process may carry several tags (several slow requests on it).
+  void tag(std::string_view pool, std::uint32_t worker, long pid, std::string tag);
+  void untag(std::string_view pool, std::uint32_t worker, long pid, std::string_view tag);
 
   // SIGUSR1: close every file and open it again by its path on the next line,
   // after logrotate moved it; a file that failed is tried again.
@@ -116,7 +117,8 @@ class WorkerLogs {
   std::map<std::uint64_t, Subscription> subscriptions_;
   std::uint64_t next_subscription_ = 1;
   int publishing_ = 0;  // depth of publish() calls on the stack
-  std::map<std::pair<std::string, std::uint32_t>, std::string, std::less<>> tags_;
+  using ProcessKey = std::tuple<std::string, std::uint32_t, long>;  // pool, worker, pid
+  std::map<ProcessKey, std::vector<std::string>> tags_;
 };
 
 }  // namespace scgi::manager

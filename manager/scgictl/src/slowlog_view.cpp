@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
+#include "scgi/log.hpp"
+
 namespace scgi::ctl {
 namespace {
 
@@ -17,13 +21,25 @@ double number(const json& entry, const char* key) {
   return found != entry.end() && found->is_number() ? found->get<double>() : 0.0;
 }
 
+// The manager escapes control bytes in worker output; a line with one anyway
+// (an older or a modified manager) is shown quoted.
+std::string printable(const std::string& line) {
+  const bool control = std::any_of(line.begin(), line.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return byte < 0x20 || byte == 0x7f;
+  });
+  return control ? quote_for_log(line) : line;
+}
+
 void render_entry(const json& entry, std::string& out) {
   const json& worker = entry.value("worker", json());
   fmt::format_to(std::back_inserter(out), "slow request {} at {}, pool {}{}, pid {}\n",
                  entry.value("id", 0ULL), text(entry, "accepted"), text(entry, "pool"),
                  worker.is_number() ? fmt::format(" worker {}", worker.get<std::uint64_t>()) : "",
                  entry.value("pid", 0L));
-  fmt::format_to(std::back_inserter(out), "  {} {}\n", text(entry, "method"), text(entry, "uri"));
+  // A client wrote these: quoted and escaped, never raw on a terminal.
+  fmt::format_to(std::back_inserter(out), "  {} {}\n", quote_for_log(text(entry, "method")),
+                 quote_for_log(text(entry, "uri")));
   fmt::format_to(std::back_inserter(out),
                  "  found slow after {:.3f} s on the worker (queued {:.3f} s before)\n",
                  number(entry, "running_seconds"), number(entry, "queue_wait_seconds"));
@@ -42,7 +58,7 @@ void render_entry(const json& entry, std::string& out) {
     out += "  kernel stack:\n";
     for (const json& frame : stack)
       if (frame.is_string())
-        fmt::format_to(std::back_inserter(out), "    {}\n", frame.get<std::string>());
+        fmt::format_to(std::back_inserter(out), "    {}\n", printable(frame.get<std::string>()));
   } else if (!text(entry, "kernel_stack_error").empty()) {
     fmt::format_to(std::back_inserter(out), "  kernel stack: {}\n",
                    text(entry, "kernel_stack_error"));
@@ -54,7 +70,7 @@ void render_entry(const json& entry, std::string& out) {
     out += "  output that followed:\n";
     for (const json& line : output)
       if (line.is_string())
-        fmt::format_to(std::back_inserter(out), "    {}\n", line.get<std::string>());
+        fmt::format_to(std::back_inserter(out), "    {}\n", printable(line.get<std::string>()));
     if (entry.value("output_cut", false)) out += "    (more, not kept)\n";
   }
 }

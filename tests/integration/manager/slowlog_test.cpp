@@ -3,7 +3,12 @@
 // prompted (a Python traceback), the metric, and scgictl slowlog.
 #include <catch2/catch.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <future>
+#include <thread>
+#include <vector>
 
 #include "../support/harness.hpp"
 
@@ -71,7 +76,8 @@ TEST_CASE("a request past slow_request_threshold is in the slow log with its wor
   const CtlRun text = scgictl(dir, manager, {"slowlog"});
   INFO(text.out << text.err);
   CHECK(text.exit_code == 0);
-  CHECK(text.out.find("GET /slow?sleep_ms=1500") != std::string::npos);
+  CHECK(text.out.find(R"("GET" "/slow?sleep_ms=1500")") !=
+        std::string::npos);  // quoted: a client wrote them
   CHECK(text.out.find("ended: status 200") != std::string::npos);
   CHECK(text.out.find("nanosleep") != std::string::npos);
   const CtlRun unknown = scgictl(dir, manager, {"slowlog", "nope"});
@@ -111,4 +117,41 @@ TEST_CASE("slow_request_signal makes a Python worker's traceback land in the slo
   const CtlRun logs = scgictl(dir, manager, {"logs", "app", "-n", "50"});
   CHECK(logs.out.find("[slow request " + std::to_string(entry.at("id").get<std::uint64_t>()) +
                       "] ") != std::string::npos);
+}
+
+TEST_CASE("a client that reads its response slowly does not make the request slow",
+          "[manager][slowlog][security]") {
+  TempDir dir;
+  const Address listen = loopback(free_port());
+  // No room to hold the response for the client: the worker waits on it.
+  ManagerProcess manager(dir,
+                         {.listen = listen,
+                          .command = sample_worker_command(),
+                          .pool_keys = "workers = 1\nslow_request_threshold = \"300ms\"\n"
+                                       "slow_request_signal = \"SIGUSR1\"\n"
+                                       "response_buffer = \"16KiB\"\nresponse_spill = \"0\""},
+                         1);
+  const int client = connect_to(listen);
+  REQUIRE(client >= 0);
+  // Larger than every socket buffer on the way (the kernel grows them to a few MB).
+  const std::string request = get_request("/big?size=30000000");
+  REQUIRE(::send(client, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  // 30 MB at about 10 MB/s: three seconds in which the worker mostly waits.
+  std::size_t received = 0;
+  std::vector<char> buffer(1024 * 1024);
+  const auto started = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - started < 20s) {
+    const ssize_t n = ::recv(client, buffer.data(), buffer.size(), 0);
+    if (n <= 0) break;
+    received += static_cast<std::size_t>(n);
+    std::this_thread::sleep_for(100ms);
+  }
+  ::close(client);
+  CHECK(received > 30'000'000);
+  CHECK(std::chrono::steady_clock::now() - started > 1s);
+  // Neither an entry nor a signal: the sample worker would have died of SIGUSR1.
+  CHECK(slow_requests(manager) == 0);
+  CHECK(slowlog_entries(dir, manager).empty());
+  CHECK(manager.restarts("signal") == 0);
 }

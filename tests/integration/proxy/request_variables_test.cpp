@@ -98,13 +98,22 @@ TEST_CASE("the application sees when its request was accepted and how long it qu
     CHECK(std::stod(line.at("queue_ms")) == Approx(waited / 1000.0).margin(0.002));
   }
 
-  SECTION("an X-Request-Start the front end set is the one the application sees") {
-    const EchoedHead head(
-        send_request(listen, echo_request({{"HTTP_X_REQUEST_START", "t=1700000000.123"}})));
+  SECTION("an X-Request-Start the request came with is replaced: a client cannot choose it") {
+    const EchoedHead head(send_request(listen, echo_request({{"HTTP_X_REQUEST_START", "t=0"}})));
     const auto starts = head.named("HTTP_X_REQUEST_START");
     REQUIRE(starts.size() == 1);
-    CHECK(starts[0].second == "t=1700000000.123");
+    CHECK(starts[0].second != "t=0");
   }
+}
+
+TEST_CASE("keep_request_start keeps the X-Request-Start a front end set", "[proxy][variables]") {
+  TempDir dir;
+  ProxiedWorkers pool(dir, {.pool_keys = "keep_request_start = true"});
+  const EchoedHead head(
+      send_request(pool.listen(), echo_request({{"HTTP_X_REQUEST_START", "t=1700000000.123"}})));
+  const auto starts = head.named("HTTP_X_REQUEST_START");
+  REQUIRE(starts.size() == 1);
+  CHECK(starts[0].second == "t=1700000000.123");
 }
 
 TEST_CASE("a traceparent is passed on, or created with create_traceparent, and logged",

@@ -110,6 +110,7 @@ const std::map<std::string_view, std::function<void(PoolConfig&)>>& one_change_p
       {"response_spill", [](PoolConfig& p) { p.response_spill_bytes = 100; }},
       {"client_min_rate", [](PoolConfig& p) { p.client_min_rate = 100; }},
       {"queue_time", [](PoolConfig& p) { p.queue_time = false; }},
+      {"keep_request_start", [](PoolConfig& p) { p.keep_request_start = true; }},
       {"slow_request_threshold",
        [](PoolConfig& p) { p.slow_request_threshold = Milliseconds(1'000); }},
       {"slow_request_signal", [](PoolConfig& p) { p.slow_request_signal = SIGUSR1; }},

@@ -122,6 +122,7 @@ TEST_CASE("a minimal manager file gets every default of docs/design.md", "[confi
   CHECK(pool.response_spill_bytes == 1ull << 30);
   CHECK(pool.client_min_rate == 8 * 1024);
   CHECK(pool.queue_time);
+  CHECK_FALSE(pool.keep_request_start);
   CHECK_FALSE(pool.create_traceparent);
   CHECK(pool.max_requests == 0);
   CHECK(pool.max_lifetime == Milliseconds(0));

@@ -55,6 +55,7 @@ const std::map<std::string_view, std::string>& sample_lines() {
       {"response_spill", "response_spill = \"1MiB\""},
       {"client_min_rate", "client_min_rate = \"4KiB\""},
       {"queue_time", "queue_time = false"},
+      {"keep_request_start", "keep_request_start = true"},
       {"create_traceparent", "create_traceparent = true"},
       {"max_requests", "max_requests = 100"},
       {"max_lifetime", "max_lifetime = \"1h\""},

@@ -77,14 +77,24 @@ TEST_CASE("queue time adds the accept's time and the queue wait after the client
   CHECK(head.pieces(kAccepted, 0us)[1].data() == request.parser.block().data());
 }
 
-TEST_CASE("an X-Request-Start the front end set is kept, and not added again", "[forwarded-head]") {
-  ClientRequest request(Pairs{{"HTTP_X_REQUEST_START", "t=1700000000.123"}});
+TEST_CASE("a request's own X-Request-Start is replaced, unless keep_request_start trusts it",
+          "[forwarded-head]") {
+  // A client behind a front end that passes its headers could otherwise say it
+  // waited for hours, and have an autoscaler act on it.
+  ClientRequest request(Pairs{{"HTTP_X_REQUEST_START", "t=0"}, {"HTTP_X_REQUEST_START", "t=1"}});
   ForwardedHead head;
   head.plan(request.parser, {});
   Forwarded sent(head, 0us);
   CHECK(sent.count("HTTP_X_REQUEST_START") == 1);
-  CHECK(sent.parser.find("HTTP_X_REQUEST_START") == "t=1700000000.123");
-  CHECK(sent.parser.find("SCGI_QUEUE_WAIT_US") == "0");
+  CHECK(sent.parser.find("HTTP_X_REQUEST_START") == "t=1796385600123456");
+
+  ClientRequest stamped(Pairs{{"HTTP_X_REQUEST_START", "t=1700000000.123"}});
+  ForwardedHead kept;
+  kept.plan(stamped.parser, {.keep_request_start = true});
+  Forwarded trusted(kept, 0us);
+  CHECK(trusted.count("HTTP_X_REQUEST_START") == 1);
+  CHECK(trusted.parser.find("HTTP_X_REQUEST_START") == "t=1700000000.123");
+  CHECK(trusted.parser.find("SCGI_QUEUE_WAIT_US") == "0");
 }
 
 TEST_CASE("a queue wait the client wrote itself never reaches the application",
@@ -125,6 +135,18 @@ TEST_CASE("create_traceparent starts a trace for a request without a valid one",
     CHECK(valid_traceparent(created));
     CHECK(head.trace_id() == trace_id_of(created));
     CHECK(sent.count("SCGI_QUEUE_WAIT_US") == 0);
+  }
+  SECTION("the tracestate of a trace that is not continued goes with it") {
+    ClientRequest request(Pairs{{"HTTP_TRACEPARENT", "00-zz"}, {"HTTP_TRACESTATE", "vendor=1"}});
+    ForwardedHead head;
+    head.plan(request.parser, {.create_traceparent = true});
+    Forwarded sent(head);
+    CHECK(sent.count("HTTP_TRACESTATE") == 0);
+    ClientRequest valid(Pairs{{"HTTP_TRACEPARENT", kTraceparent}, {"HTTP_TRACESTATE", "vendor=1"}});
+    ForwardedHead continued;
+    continued.plan(valid.parser, {.create_traceparent = true});
+    Forwarded passed(continued);
+    CHECK(passed.parser.find("HTTP_TRACESTATE") == "vendor=1");
   }
   SECTION("an invalid one, or two (which W3C counts as none), are replaced") {
     for (const auto& headers : std::vector<Pairs>{

@@ -146,6 +146,9 @@ struct PoolConfig {
   // proxy adds"): the accept's time and the queue wait, for APM agents and
   // autoscalers; a new W3C traceparent for requests that came without one.
   bool queue_time = true;
+  // Trust an HTTP_X_REQUEST_START the request came with: only for a front end
+  // that sets it itself (nginx: scgi_param HTTP_X_REQUEST_START "t=${msec}";).
+  bool keep_request_start = false;
   bool create_traceparent = false;
 
   std::uint64_t max_requests = 0;   // 0 = never recycle on count
@@ -222,7 +225,8 @@ ConfigResult parse_config(std::string_view text, std::string_view display_path, 
 Result<std::string> control_socket_in(const std::string& path);
 
 // The signals slow_request_signal may name, by name ("SIGUSR1") and number:
-// those a program can catch to report what it is doing, never one that stops it.
+// those runtimes catch to report what they are doing. A worker that does not
+// catch one gets its default action (most end the process): docs/slowlog.md.
 std::optional<int> slow_request_signal_number(std::string_view name);
 std::string_view slow_request_signal_name(int number);  // "" for 0 or an unknown one
 

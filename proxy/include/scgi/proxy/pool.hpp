@@ -80,6 +80,13 @@ struct SlowRequest {
   std::chrono::nanoseconds running{0};  // since it was sent to the backend
 };
 
+// Slow request ids, unique in the process (and, across an upgrade in place,
+// carried on): the next one, the next without taking it, and a start from
+// the previous image's next.
+std::uint64_t next_slow_request_id();
+std::uint64_t peek_slow_request_id();
+void continue_slow_request_ids(std::uint64_t next);
+
 class Pool : public std::enable_shared_from_this<Pool> {
  public:
   // What the pool's owner wants to hear of. Given to the constructor, before
