@@ -3,8 +3,8 @@
 // uWSGI with its python3 (WSGI), psgi (Perl) and rack (Ruby) plugins, and a
 // server on libscgi-perl. Each runs the small application of
 // tests/integration/apps/ (/echo, /env, /sleep?ms=N) as 2 workers in `port`
-// mode; docs/frontends.md ("Third-party SCGI servers as pools") has the same
-// command lines and what each server taught us.
+// mode; docs/apps.md has the same command lines and what each server taught
+// us.
 #include <catch2/catch.hpp>
 
 #include <fmt/format.h>
