@@ -10,11 +10,14 @@ build=(g++ cmake ninja-build pkg-config libasio-dev libtomlplusplus-dev promethe
 # their client, Prometheus (promtool, and a real server for the dashboard's
 # queries), dnsmasq as the DNS server that discovery follows, systemd's
 # systemd-analyze for the units, python3-yaml for the Kubernetes manifests,
-# the sample workers' runtimes (python3; perl with libscgi-perl), and
-# debootstrap with systemd-nspawn to install the package into a Debian 12
+# the sample workers' runtimes (python3; perl with libscgi-perl), third-party
+# SCGI servers run as pools (uWSGI with its python3, psgi and rack plugins;
+# ruby-rack, which the rack plugin needs to read a config.ru; libscgi-perl),
+# and debootstrap with systemd-nspawn to install the package into a Debian 12
 # booted under systemd.
 test=(catch2 nginx-light apache2 lighttpd curl prometheus dnsmasq systemd dpkg-dev
-      python3 python3-yaml libscgi-perl debootstrap systemd-container)
+      python3 python3-yaml libscgi-perl uwsgi-core uwsgi-plugin-python3 uwsgi-plugin-psgi
+      uwsgi-plugin-rack-ruby3.1 ruby-rack debootstrap systemd-container)
 fuzz=(clang libclang-rt-14-dev)
 # The demo runs a pool of the Python sample worker.
 demo=(python3)
