@@ -53,6 +53,9 @@ struct RealServer {
   // both on; each server makes its own environment of them.
   std::string repeated_header_line;
   std::string repeated_header_warning;  // what the server logs about them, "" for nothing
+  // slow_request_signal for it, and what its output then shows ("" for neither).
+  std::string slow_signal{};
+  std::string slow_output{};
 };
 
 // 8 MiB of random bytes (every byte value, NULs and CRLFs included) in `dir`.
@@ -122,7 +125,11 @@ void serves_behind_nginx(const RealServer& server) {
   ManagerProcess manager(dir,
                          {.listen = pool,
                           .command = server.command,
-                          .pool_keys = "workers = 2\nsocket = \"port\"\nstop_timeout = \"3s\"\n"},
+                          .pool_keys = "workers = 2\nsocket = \"port\"\nstop_timeout = \"3s\"\n"
+                                       "create_traceparent = true\n"
+                                       "slow_request_threshold = \"500ms\"\n"
+                                       "slow_request_signal = \"" +
+                                       server.slow_signal + "\"\n"},
                          2);
   const std::uint16_t http_port = free_port();
   FrontEnd front(dir, FrontEndKind::nginx, {.http_port = http_port, .pool = pool});
@@ -139,6 +146,38 @@ void serves_behind_nginx(const RealServer& server) {
     CHECK(contains(reply.body, "REQUEST_METHOD=GET\n"));
     CHECK(contains(reply.body, "REQUEST_URI=/env?a=1&b=two\n"));
     CHECK(contains(reply.body, "QUERY_STRING=a=1&b=two\n"));
+  }
+  {
+    INFO("the variables scgi-manager adds: queue time, and the trace context passed or created");
+    const std::string traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    const HttpReply passed = curl(dir, {"-H", "traceparent: " + traceparent}, front.url("/env"));
+    const HttpReply created = curl(dir, {}, front.url("/env"));
+    INFO(logs() << "\napplication saw:\n" << passed.body << "\nand:\n" << created.body);
+    CHECK(passed.status == 200);
+    CHECK(contains(passed.body, "HTTP_TRACEPARENT=" + traceparent + "\n"));
+    CHECK(contains(passed.body, "HTTP_X_REQUEST_START=t="));
+    CHECK(contains(passed.body, "SCGI_QUEUE_WAIT_US="));
+    CHECK(contains(created.body, "HTTP_TRACEPARENT=00-"));
+    CHECK_FALSE(contains(created.body, traceparent));
+  }
+  {
+    INFO("a slow request: in the slow log, with what the worker wrote after the signal");
+    const HttpReply reply = curl(dir, {}, front.url("/sleep?ms=1500"));
+    nlohmann::json entry;
+    const bool ended = eventually([&] {
+      const CtlRun run = scgictl(dir, manager, {"--json", "slowlog", "app"});
+      if (run.exit_code != 0) return false;
+      const auto entries = nlohmann::json::parse(run.out.substr(run.out.find('{'))).at("entries");
+      if (entries.empty() || entries.back().at("status").is_null()) return false;
+      entry = entries.back();
+      return server.slow_output.empty() || contains(entry.at("output").dump(), server.slow_output);
+    });
+    INFO(logs() << "\nslow log entry:\n" << entry.dump(2));
+    CHECK(reply.status == 200);
+    CHECK(ended);
+    CHECK(entry.value("uri", "") == "/sleep?ms=1500");
+    CHECK(entry.value("signal", "") == server.slow_signal);
+    CHECK(entry.value("state", "").starts_with("S"));
   }
   {
     INFO("POST /echo of 8 MiB of random bytes: the answer is the same bytes");
@@ -207,7 +246,9 @@ TEST_CASE("uWSGI python3 plugin (WSGI) as a pool behind nginx", "[apps][uwsgi]")
   serves_behind_nginx(
       {"uwsgi python3",
        uwsgi_command({"--plugin", "python3", "--wsgi-file", app_file("wsgi_app.py")}),
-       "HTTP_X_DUP=two", ""});
+       "HTTP_X_DUP=two", "", "SIGUSR1",
+       // faulthandler's dump names the line that sleeps
+       "most recent call first"});
 }
 
 TEST_CASE("uWSGI psgi plugin (Perl) as a pool behind nginx", "[apps][uwsgi]") {
