@@ -1,12 +1,15 @@
 #include "forwarded_head.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
-#include <iterator>
+#include <array>
+#include <charconv>
+#include <cstdint>
 
 namespace scgi::proxy {
 namespace {
+
+// Room for every pair this adds: 45 + 40 + 73 bytes and the comma.
+constexpr std::size_t kAddedBytes = 192;
 
 // A pair's bytes in the block ("NAME\0value\0"), from the parser's views into it.
 std::string_view pair_bytes(const HeaderPair& pair) {
@@ -19,6 +22,13 @@ void append_pair(std::string& out, std::string_view name, std::string_view value
   out.push_back('\0');
   out.append(value);
   out.push_back('\0');
+}
+
+// A number's decimal digits with std::to_chars: a tenth of what a format
+// string costs, on every request.
+std::string_view decimal(std::int64_t value, std::array<char, 24>& room) {
+  const auto end = std::to_chars(room.data(), room.data() + room.size(), value).ptr;
+  return {room.data(), static_cast<std::size_t>(end - room.data())};
 }
 
 }  // namespace
@@ -82,22 +92,24 @@ std::array<std::string_view, 3> ForwardedHead::pieces(
   if (unchanged_) return {parser_->raw_header(), {}, {}};
   const std::string_view pairs = kept_pairs_.empty() ? parser_->block() : kept_pairs_;
   added_.clear();
-  // Formatted in place: no string of its own per value.
+  added_.reserve(kAddedBytes);
+  std::array<char, 24> digits;
   if (add_request_start_) {
     const auto since_epoch =
         std::chrono::duration_cast<std::chrono::microseconds>(accepted.time_since_epoch());
-    fmt::format_to(std::back_inserter(added_), "{}{}t={}{}", kRequestStartName, '\0',
-                   since_epoch.count(), '\0');
+    added_.append(kRequestStartName);
+    added_.append(std::string_view("\0t=", 3));
+    added_.append(decimal(since_epoch.count(), digits));
+    added_.push_back('\0');
   }
-  if (add_queue_wait_)
-    fmt::format_to(std::back_inserter(added_), "{}{}{}{}", kQueueWaitName, '\0', queue_wait.count(),
-                   '\0');
+  if (add_queue_wait_) append_pair(added_, kQueueWaitName, decimal(queue_wait.count(), digits));
   if (traceparent_created_)
     append_pair(added_, kTraceparentName,
                 {created_traceparent_.data(), created_traceparent_.size()});
   const std::size_t block_size = pairs.size() + added_.size();
   added_.push_back(',');
-  const auto end = fmt::format_to_n(length_.data(), length_.size(), "{}:", block_size).out;
+  auto end = std::to_chars(length_.data(), length_.data() + length_.size() - 1, block_size).ptr;
+  *end++ = ':';
   return {std::string_view(length_.data(), static_cast<std::size_t>(end - length_.data())), pairs,
           added_};
 }

@@ -296,6 +296,7 @@ queue_timeout = "30s"
 client_timeout = "{client_timeout}"
 connect_timeout = "5s"
 request_timeout = "60s"
+{self.args.pool_keys}
 """)
         return path
 
@@ -787,6 +788,8 @@ def main() -> int:
     parser.add_argument("--instr-requests", type=int, default=2000)
     parser.add_argument("--instr-threads", type=int, default=1)
     parser.add_argument("--out", default="")
+    parser.add_argument("--pool-keys", default="",
+                        help="more lines for scgi-proxy's [[pool]], e.g. 'queue_time = false'")
     args = parser.parse_args()
     args.proxy_threads = [int(x) for x in args.proxy_threads.split(",") if x]
     modes = ["throughput", "idle", "instructions"] if args.mode == "all" else args.mode.split(",")
