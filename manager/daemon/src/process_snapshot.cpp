@@ -149,13 +149,17 @@ ProcessSnapshot snapshot_process(pid_t pid) {
     snapshot.syscall = "not readable: " + error;
   }
 
-  if (read_proc(pid, "stack", text, error)) {
-    std::istringstream lines(text);
+  // Without CAP_SYS_ADMIN the file opens, and its read fails or gives nothing.
+  std::string stack;
+  if (!read_proc(pid, "stack", stack, error)) {
+    snapshot.kernel_stack_error = "not readable: " + error;
+  } else if (stack.empty()) {
+    snapshot.kernel_stack_error = "not readable without CAP_SYS_ADMIN (root reads it)";
+  } else {
+    std::istringstream lines(stack);
     for (std::string line;
          std::getline(lines, line) && snapshot.kernel_stack.size() < kMaxStackFrames;)
       if (!line.empty()) snapshot.kernel_stack.push_back(stack_frame(line));
-  } else {
-    snapshot.kernel_stack_error = "not readable: " + error;
   }
   return snapshot;
 }
