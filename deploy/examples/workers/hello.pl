@@ -7,8 +7,8 @@
 # on --port PORT (127.0.0.1) / --unix PATH (socket = "port" / "unix"). One
 # request at a time; each gets a small text answer naming the worker, with an
 # X-Worker-Pid header; a request body is echoed after that line;
-# ?sleep_ms=N waits N ms before answering. SIGTERM ends it after the request
-# in progress.
+# ?sleep_ms=N waits N ms before answering. SIGTERM ends it at once when idle,
+# else after the request in progress.
 #
 # What SCGI.pm leaves to the application (see SCGI-PEERS.md, libscgi-perl):
 # it reads only the header, so the body is read here, with Perl's buffered
@@ -110,10 +110,12 @@ sub main {
   my $scgi   = SCGI->new($server, blocking => 1);
 
   $SIG{PIPE} = 'IGNORE';    # a client that left makes print fail, not the worker die
+  # SIGTERM keeps its default action (the end) while the worker waits in
+  # accept(), and only sets a flag during a request, which then finishes. A
+  # flag alone loses a race: Perl runs a handler between operations, so a
+  # SIGTERM landing after the loop's test and before accept() left the worker
+  # blocked until the manager's SIGKILL (about 1 rolling restart in 6).
   my $stopping = 0;
-  # Perl runs the handler between operations, and a blocking accept() returns
-  # EINTR: the loop sees the flag at once, or after the request in progress.
-  $SIG{TERM} = sub { $stopping = 1 };
 
   my $worker = sprintf '%s[%s]', $ENV{SCGI_POOL} // 'hello', $ENV{SCGI_WORKER} // '-';
   until ($stopping) {
@@ -122,6 +124,7 @@ sub main {
       next if $!{EINTR} || $!{ECONNABORTED};
       fatal("accept: $!");
     }
+    local $SIG{TERM} = sub { $stopping = 1 };
     my $connection = $request->connection;
     my ($env, $body) = eval { read_request($request) };
     if (my $error = $@) {
