@@ -9,11 +9,14 @@
 
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -135,6 +138,8 @@ class Exchange {
   void take_header_bytes(std::string_view piece);
   asio::awaitable<bool> buffer_body();
   asio::awaitable<bool> connect(Lease& lease);
+  // Opens backend_ and connects it to `endpoint` (cut short by backend_watch_).
+  asio::awaitable<asio::error_code> connect_to(const Endpoint& endpoint);
   asio::awaitable<bool> send_head();
   asio::awaitable<void> upload_body();
   asio::awaitable<void> relay();
@@ -579,12 +584,40 @@ asio::awaitable<bool> Exchange::buffer_body() {
   co_return true;
 }
 
+asio::awaitable<asio::error_code> Exchange::connect_to(const Endpoint& endpoint) {
+  backend_.emplace(client_.get_executor());
+  asio::error_code ec;
+  backend_->open(endpoint.protocol(), ec);
+  if (ec) co_return ec;
+  // Non-blocking before the connect, so that Asio's connect needs no mode
+  // change of its own; and send_now() must never block the thread: a backend
+  // that stops reading while it answers would otherwise stall every exchange.
+  backend_->non_blocking(true, ec);
+  if (ec) co_return ec;
+  if (endpoint.protocol().family() == AF_UNIX) {
+    std::tie(ec) = co_await backend_->async_connect(endpoint, use_tuple);
+    co_return ec;
+  }
+  set_no_delay(*backend_);
+  // TCP by hand: Asio's connect polls the socket once more after it became
+  // writable, a system call per request that this spares.
+  const int fd = backend_->native_handle();
+  if (::connect(fd, endpoint.data(), static_cast<socklen_t>(endpoint.size())) == 0)
+    co_return asio::error_code();
+  if (errno != EINPROGRESS) co_return asio::error_code(errno, asio::system_category());
+  std::tie(ec) = co_await backend_->async_wait(Socket::wait_write, use_tuple);
+  if (ec) co_return ec;
+  int error = 0;
+  socklen_t size = sizeof error;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) != 0) error = errno;
+  co_return asio::error_code(error, asio::system_category());
+}
+
 asio::awaitable<bool> Exchange::connect(Lease& lease) {
   Backend& backend = lease.backend();
   for (const Endpoint& endpoint : backend.endpoints()) {
-    backend_.emplace(client_.get_executor());
     backend_watch_.arm(settings_->connect_timeout);
-    auto [ec] = co_await backend_->async_connect(endpoint, use_tuple);
+    const asio::error_code ec = co_await connect_to(endpoint);
     const bool timed_out = backend_watch_.expired();
     backend_watch_.disarm();
     if (is_local_shortage(ec)) {
@@ -602,11 +635,6 @@ asio::awaitable<bool> Exchange::connect(Lease& lease) {
       co_return false;
     }
     if (!ec) {
-      // send_now() must never block the thread: a backend that stops reading
-      // while it answers would otherwise stall every exchange on it.
-      asio::error_code ignored;
-      backend_->non_blocking(true, ignored);
-      if (endpoint.protocol().family() != AF_UNIX) set_no_delay(*backend_);
       if (backend.record_connect_success()) {
         log_info("pool {}: backend {} is up again", pool_->name(), backend.name());
         pool_->backend_changed();
